@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X github.com/provgate/provgate/internal/buildinfo.Version=$(VERSION)
-BINS := provgate provgate-origin
+BINS := provgate provgate-origin provgate-bench
 
 .PHONY: help build test test-short lint demo demo-up demo-down bench fuzz clean
 
@@ -27,7 +27,14 @@ lint: ## gofmt and go vet
 demo: build ## run the product on loopback: reference cloud, gateway, real clients
 	@scripts/demo.sh
 
-bench: ## benchmarks (memory and speed, reported, never asserted)
+demo-up: build ## start the demo's cloud and gateway and leave them running
+	@scripts/demo.sh up
+
+demo-down: ## stop what demo-up started
+	@scripts/demo.sh down
+
+bench: build ## provgate vs a bare pin/tftp server, side by side, as ratios; then the Go benchmarks
+	bin/provgate-bench --bin bin
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)

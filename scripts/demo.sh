@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The provgate demo: everything on loopback, real clients, exits 0 when every step did what it says.
+# The provgate demo, everything on loopback with real clients.
+#   scripts/demo.sh        run every step and stop; exits 0 when each did what it says
+#   scripts/demo.sh up     set up and leave cloud and gateway running (pids in .demo/)
+#   scripts/demo.sh down   stop what 'up' started
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEMO=${DEMO_DIR:-.demo}
 CLOUD=${DEMO_CLOUD:-127.0.0.1:9443}
+TFTP=${DEMO_TFTP:-127.0.0.1:6969}
 BIN=bin
 PKI=$DEMO/pki
 SITE=demo-site
@@ -13,63 +17,158 @@ CURL_MTLS=(curl -sS --cacert "$PKI/ca.crt" --cert "$PKI/site-$SITE.crt" --key "$
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 ok() { printf '    ok: %s\n' "$*"; }
 fail() { printf '    FAILED: %s\n' "$*" >&2; exit 1; }
+indent() { sed 's/^/    | /'; }
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+stop_pid() { # stop_pid NAME
+	local f="$DEMO/$1.pid"
+	[ -f "$f" ] || return 0
+	kill "$(cat "$f")" 2>/dev/null || true
+	while kill -0 "$(cat "$f")" 2>/dev/null; do sleep 0.05; done
+	rm -f "$f"
+}
 
-step "Fresh demo folder $DEMO"
-rm -rf "$DEMO"
-mkdir -p "$DEMO"
+wait_for() { # wait_for DESCRIPTION COMMAND...
+	local what=$1; shift
+	for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	fail "$what did not come up"
+}
 
-step "Cloud PKI: CA, origin server certificate, client certificate for site $SITE"
-$BIN/provgate-origin pki init --dir "$PKI" --site "$SITE"
+setup() {
+	step "Fresh demo folder $DEMO"
+	stop_pid gateway; stop_pid origin
+	rm -rf "$DEMO"
+	mkdir -p "$DEMO"
 
-step "Sample data: inventory (5 phones, 3+ brands), templates, a 4 MB firmware image"
-cp -r testdata/origin-sample "$DEMO/data"
-head -c $((4 << 20)) /dev/urandom > "$DEMO/data/files/common/sip.ld"
-grep -E '^\s+(- mac|brand|model):' "$DEMO/data/inventory.yaml" | paste - - - | sed 's/^ */    /'
+	step "Cloud PKI: CA, origin server certificate, client certificate for site $SITE"
+	$BIN/provgate-origin pki init --dir "$PKI" --site "$SITE" | indent
 
-step "Start provgate-origin on $CLOUD"
-$BIN/provgate-origin serve --data "$DEMO/data" --tls-dir "$PKI" --listen "$CLOUD" 2>"$DEMO/origin.log" &
-pids+=($!)
-for _ in $(seq 100); do
-	"${CURL_MTLS[@]}" -o /dev/null "https://$CLOUD/v1/inventory" 2>/dev/null && break
-	sleep 0.1
-done
-ok "origin is up (log: $DEMO/origin.log)"
+	step "Sample cloud data: inventory (3+ brands), templates, a 4 MB firmware image"
+	cp -r testdata/origin-sample "$DEMO/data"
+	head -c $((4 << 20)) /dev/urandom >"$DEMO/data/files/common/sip.ld"
+	grep -E '^\s+(- mac|brand|model):' "$DEMO/data/inventory.yaml" | paste - - - | tr -s ' \t' ' ' | indent
 
-step "A device's rendered config over mutual TLS (Yealink 00:15:65:12:34:56)"
-echo "    \$ curl --cert $PKI/site-$SITE.crt --key … --cacert $PKI/ca.crt 'https://$CLOUD/v1/files/001565123456.cfg?mac=001565123456&brand=yealink'"
-"${CURL_MTLS[@]}" -D "$DEMO/headers" "https://$CLOUD/v1/files/001565123456.cfg?mac=001565123456&brand=yealink&model=T46S" | sed 's/^/    | /'
-grep -iE '^(etag|cache-control|repr-digest|content-length):' "$DEMO/headers" | sed 's/^/    /'
-grep -q '^HTTP/[0-9.]* 200' "$DEMO/headers" || fail "expected 200"
-ok "200 with ETag, max-age and Repr-Digest"
+	step "Gateway: cache key and configuration (loopback counts as LAN in the demo)"
+	$BIN/provgate keygen --out "$DEMO/cache.key" | indent
+	cat >"$DEMO/provgate.yaml" <<-YAML
+	cloud:
+	  url: https://$CLOUD
+	  ca: pki/ca.crt
+	  cert: pki/site-$SITE.crt
+	  key: pki/site-$SITE.key
+	lan:
+	  networks: [127.0.0.0/8]
+	tftp:
+	  port: ${TFTP##*:}
+	cache:
+	  path: cache.db
+	  key_file: cache.key
+	  max_stale: 24h
+	YAML
+	$BIN/provgate check-config --config "$DEMO/provgate.yaml" | indent
+}
 
-step "The firmware image, verified against its Repr-Digest"
-"${CURL_MTLS[@]}" -D "$DEMO/headers" -o "$DEMO/sip.ld.fetched" "https://$CLOUD/v1/files/sip.ld"
-want=$(grep -i '^repr-digest:' "$DEMO/headers" | sed -E 's/.*sha-256=:([^:]*):.*/\1/')
-got=$(openssl dgst -sha256 -binary "$DEMO/sip.ld.fetched" | base64)
-[ "$want" = "$got" ] || fail "digest mismatch"
-ok "$(stat -c %s "$DEMO/sip.ld.fetched") bytes, sha-256 $got"
+start_origin() {
+	step "Start provgate-origin on $CLOUD (max-age 1s, so the gateway revalidates often)"
+	$BIN/provgate-origin serve --data "$DEMO/data" --tls-dir "$PKI" --listen "$CLOUD" --max-age 1s 2>>"$DEMO/origin.log" &
+	echo $! >"$DEMO/origin.pid"
+	wait_for "the origin" "${CURL_MTLS[@]}" -o /dev/null "https://$CLOUD/v1/inventory"
+	ok "origin is up (log: $DEMO/origin.log)"
+}
 
-step "An unknown MAC is refused by the cloud"
-code=$("${CURL_MTLS[@]}" -o "$DEMO/body" -w '%{http_code}' "https://$CLOUD/v1/files/0015650000ff.cfg?mac=0015650000ff")
-sed 's/^/    | /' "$DEMO/body"
-[ "$code" = 403 ] || fail "expected 403, got $code"
-ok "403 unknown_mac"
+start_gateway() {
+	step "Start provgate serve (TFTP on $TFTP)"
+	$BIN/provgate serve --config "$DEMO/provgate.yaml" 2>>"$DEMO/gateway.log" &
+	echo $! >"$DEMO/gateway.pid"
+	wait_for "the gateway" grep -q 'provgate ready' "$DEMO/gateway.log"
+	grep 'provgate ready' "$DEMO/gateway.log" | indent
+}
 
-step "A client without a certificate does not get past the TLS handshake"
-if curl -sS --cacert "$PKI/ca.crt" -o /dev/null "https://$CLOUD/v1/inventory" 2>"$DEMO/err"; then
-	fail "handshake accepted without a client certificate"
-fi
-sed 's/^/    | curl: /' "$DEMO/err"
-sleep 0.2
-grep -m1 'handshake error' "$DEMO/origin.log" | sed 's/^/    | origin: /' || true
-ok "refused"
+last_transfer() { sleep 0.2; grep -E 'msg="?transfer' "$DEMO/gateway.log" | tail -n1 | indent; }
 
-step "Stop the origin"
-cleanup
-pids=()
-ok "stopped"
-printf '\nDemo finished.\n'
+full() {
+	trap 'stop_pid gateway; stop_pid origin' EXIT
+	setup
+	start_origin
+
+	step "The cloud over mutual TLS: a device's rendered config"
+	echo "    \$ curl --cert $PKI/site-$SITE.crt --key … --cacert $PKI/ca.crt 'https://$CLOUD/v1/files/001565123456.cfg?mac=001565123456'"
+	"${CURL_MTLS[@]}" -D "$DEMO/headers" "https://$CLOUD/v1/files/001565123456.cfg?mac=001565123456&brand=yealink&model=T46S" | indent
+	grep -iE '^(etag|cache-control|repr-digest|content-length):' "$DEMO/headers" | sed 's/^/    /'
+	grep -q '^HTTP/[0-9.]* 200' "$DEMO/headers" || fail "expected 200"
+	ok "200 with ETag, max-age and Repr-Digest"
+
+	step "The cloud refuses an unknown MAC"
+	code=$("${CURL_MTLS[@]}" -o "$DEMO/body" -w '%{http_code}' "https://$CLOUD/v1/files/0015650000ff.cfg?mac=0015650000ff")
+	indent <"$DEMO/body"
+	[ "$code" = 403 ] || fail "expected 403, got $code"
+	ok "403 unknown_mac"
+
+	step "The cloud refuses a client without a certificate at the TLS handshake"
+	if curl -sS --cacert "$PKI/ca.crt" -o /dev/null "https://$CLOUD/v1/inventory" 2>"$DEMO/err"; then
+		fail "handshake accepted without a client certificate"
+	fi
+	indent <"$DEMO/err"
+	ok "refused"
+
+	start_gateway
+
+	step "A legacy phone (Yealink 00:15:65:12:34:56) asks over TFTP: curl tftp://"
+	echo "    \$ curl tftp://$TFTP/001565123456.cfg"
+	curl -sS "tftp://$TFTP/001565123456.cfg" -o "$DEMO/001565123456.cfg"
+	indent <"$DEMO/001565123456.cfg"
+	cmp -s "$DEMO/001565123456.cfg" <("${CURL_MTLS[@]}" "https://$CLOUD/v1/files/001565123456.cfg?mac=001565123456") || fail "differs from the cloud's"
+	last_transfer
+	ok "byte-exact, fetched from the cloud over mutual TLS"
+
+	step "A Cisco phone asks for SEP<MAC>.cnf.xml, and the firmware image with pin/tftp (provgate fetch)"
+	$BIN/provgate fetch "tftp://$TFTP/SEP001B54AABB01.cnf.xml" | head -n 4 | indent
+	$BIN/provgate fetch --blksize 1468 --out "$DEMO/sip.ld.tftp" "tftp://$TFTP/sip.ld"
+	cmp -s "$DEMO/sip.ld.tftp" "$DEMO/data/files/common/sip.ld" || fail "firmware differs"
+	last_transfer
+	ok "$(stat -c %s "$DEMO/sip.ld.tftp") bytes, identical to the cloud's image"
+
+	step "An unknown MAC gets nothing"
+	if curl -sS "tftp://$TFTP/0015650000ff.cfg" -o /dev/null 2>"$DEMO/err"; then fail "served an unknown MAC"; fi
+	indent <"$DEMO/err"
+	sleep 0.2; grep 'transfer refused' "$DEMO/gateway.log" | tail -n1 | indent
+	ok "refused: the phone sees only 'access denied'"
+
+	step "The cloud goes down; phones still get their last good files from the encrypted cache"
+	stop_pid origin
+	sleep 1.1 # past the 1s max-age: entries are stale now
+	curl -sS "tftp://$TFTP/001565123456.cfg" -o "$DEMO/offline.cfg"
+	cmp -s "$DEMO/offline.cfg" "$DEMO/001565123456.cfg" || fail "offline copy differs"
+	last_transfer
+	grep -q 'outcome=stale' "$DEMO/gateway.log" || fail "not served stale"
+	ok "served stale (max_stale 24h) with the cloud down"
+
+	step "Secrets are not in the cache database"
+	secret=Sip-Secret-1001-acme
+	grep -c "$secret" "$DEMO/001565123456.cfg" | sed "s/^/    '$secret' in the served config: /"
+	if grep -qa "$secret" "$DEMO"/cache.db*; then fail "plaintext in the database"; fi
+	ls -l "$DEMO"/cache.db* | awk '{print "    " $5 " bytes  " $9}'
+	ok "'$secret' appears nowhere in cache.db, its WAL or shm (AES-256-GCM, key in $DEMO/cache.key)"
+
+	step "Stop everything"
+	stop_pid gateway
+	trap - EXIT
+	ok "stopped"
+	printf '\nDemo finished.\n'
+}
+
+case "${1:-}" in
+"") full ;;
+up)
+	setup
+	start_origin
+	start_gateway
+	printf '\nRunning. Cloud https://%s (mTLS, certs in %s), TFTP %s (loopback is LAN).\n' "$CLOUD" "$PKI" "$TFTP"
+	printf 'Try: curl tftp://%s/001565123456.cfg    Logs: %s/*.log    Stop: make demo-down\n' "$TFTP" "$DEMO"
+	;;
+down)
+	stop_pid gateway
+	stop_pid origin
+	echo "stopped"
+	;;
+*) echo "usage: $0 [up|down]" >&2; exit 2 ;;
+esac

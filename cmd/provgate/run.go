@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pin/tftp/v3"
+
+	"github.com/provgate/provgate/internal/app"
+	"github.com/provgate/provgate/internal/buildinfo"
+	"github.com/provgate/provgate/internal/cache"
+	"github.com/provgate/provgate/internal/config"
+	"github.com/provgate/provgate/internal/lan"
+	"github.com/provgate/provgate/internal/origin"
+)
+
+const usage = `usage:
+  provgate serve --config FILE          run the gateway
+  provgate check-config --config FILE   validate a configuration and what it points to
+  provgate keygen --out FILE            create a cache key (32 random bytes, mode 0600)
+  provgate fetch [--blksize N] [--out FILE] tftp://HOST:PORT/NAME
+                                        fetch a file as a legacy phone would
+  provgate version
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "check-config":
+		return checkConfig(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
+	case "fetch":
+		return fetch(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "provgate", buildinfo.String())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "/etc/provgate/provgate.yaml", "configuration file")
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg.Log, stderr)
+	a, err := app.New(ctx, cfg, *path, log)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return a.Serve(ctx, reload)
+}
+
+func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check-config", stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if _, err := cache.LoadKeyFile(cfg.Cache.KeyFile); err != nil {
+		return err
+	}
+	c, err := origin.New(origin.Config{URL: cfg.Cloud.URL, CAFile: cfg.Cloud.CA, CertFile: cfg.Cloud.Cert, KeyFile: cfg.Cloud.Key})
+	if err != nil {
+		return err
+	}
+	c.Close()
+	l, err := lan.Discover(lan.Config{Networks: cfg.LANNetworks(), Template: cfg.LAN.Template, LinkLocal: cfg.LAN.LinkLocal})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok\n  cloud: %s\n  cache: %s (key %s)\n  LAN networks:", *path, cfg.Cloud.URL, cfg.Cache.Path, cfg.Cache.KeyFile)
+	for _, p := range l.Networks() {
+		fmt.Fprintf(stdout, " %s", p)
+	}
+	fmt.Fprintf(stdout, "\n  TFTP would listen on:")
+	for _, a := range l.Addresses() {
+		fmt.Fprintf(stdout, " %s", net.JoinHostPort(a.Addr.String(), fmt.Sprint(cfg.TFTP.Port)))
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", stderr)
+	out := fs.String("out", "", "key file to create (never overwritten)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("keygen: --out is required")
+	}
+	k, err := cache.WriteKeyFile(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created %s (key id %s); keep it outside backups of the cache database\n", *out, k.ID)
+	return nil
+}
+
+func fetch(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fetch", stderr)
+	blksize := fs.Int("blksize", 1468, "block size to ask for (512 asks for none)")
+	out := fs.String("out", "", "write here instead of standard output")
+	timeout := fs.Duration("timeout", 2*time.Second, "retransmit timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("fetch: want one tftp://HOST:PORT/NAME")
+	}
+	u, err := url.Parse(fs.Arg(0))
+	if err != nil || u.Scheme != "tftp" || u.Host == "" {
+		return fmt.Errorf("fetch: %q is not tftp://HOST[:PORT]/NAME", fs.Arg(0))
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "69")
+	}
+	c, err := tftp.NewClient(host)
+	if err != nil {
+		return err
+	}
+	c.SetTimeout(*timeout)
+	if *blksize > 512 {
+		c.SetBlockSize(*blksize)
+	}
+	c.RequestTSize(true)
+	wt, err := c.Receive(strings.TrimPrefix(u.Path, "/"), "octet")
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	if *out == "" {
+		_, err = wt.WriteTo(stdout)
+		return err
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	if _, err := wt.WriteTo(f); err != nil {
+		f.Close()
+		os.Remove(*out)
+		return fmt.Errorf("fetch: %w", err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,55 @@
+package tftpfront
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCleanName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"001565123456.cfg", "001565123456.cfg", true},
+		{"/init.cfg", "init.cfg", true},
+		{"firmware//sip.ld", "firmware/sip.ld", true},
+		{"./a.cfg", "a.cfg", true},
+		{"../etc/passwd", "", false},
+		{"a/../../b", "", false},
+		{"a/..", "", false},
+		{".htaccess", "", false},
+		{"a\\b", "", false},
+		{"a\x00b", "", false},
+		{"a\nb", "", false},
+		{"\xff\xfe", "", false},
+		{"", "", false},
+		{"/", "", false},
+		{strings.Repeat("x", 256), "", false},
+	}
+	for _, tt := range tests {
+		got, err := CleanName(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("CleanName(%q) = %q, %v", tt.in, got, err)
+		}
+	}
+}
+
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"a.cfg", "../x", "/a//b", "a\x00", "./.x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := CleanName(s)
+		if err != nil {
+			return
+		}
+		if got == "" || strings.HasPrefix(got, "/") || strings.Contains(got, "..") || len(got) > MaxNameLen {
+			t.Fatalf("CleanName(%q) = %q", s, got)
+		}
+		for _, c := range []byte(got) {
+			if c < 0x20 || c == 0x7f || c == '\\' {
+				t.Fatalf("CleanName(%q) kept byte %#x", s, c)
+			}
+		}
+	})
+}
