@@ -2,20 +2,6 @@
 // run and prints ratios: `make bench` runs it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/provgate/provgate/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "provgate-bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("provgate-bench", run) }

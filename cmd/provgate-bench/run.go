@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/pin/tftp/v3"
 
+	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/loadgen"
 	"github.com/provgate/provgate/internal/pki"
 )
@@ -28,8 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-baseline" {
 		return serveBaseline(ctx, args[1:])
 	}
-	fs := flag.NewFlagSet("provgate-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlags("provgate-bench", stderr)
 	bin := fs.String("bin", "bin", "folder with provgate and provgate-origin")
 	requests := fs.Int("requests", 5000, "small-file requests")
 	concurrency := fs.Int("concurrency", 50, "small-file requests in flight")
@@ -260,7 +259,7 @@ func freePort(network string) (netip.AddrPort, error) {
 // serveBaseline serves the files of a folder from memory with a bare
 // pin/tftp server: the floor of what any server built on it can do.
 func serveBaseline(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve-baseline", flag.ContinueOnError)
+	fs := cli.NewFlags("serve-baseline", os.Stderr)
 	dir := fs.String("dir", "", "folder whose files are served")
 	listen := fs.String("listen", "127.0.0.1:0", "UDP address")
 	if err := fs.Parse(args); err != nil {

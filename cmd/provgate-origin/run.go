@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/provgate/provgate/internal/buildinfo"
+	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/pki"
 	"github.com/provgate/provgate/internal/refcloud"
 )
@@ -59,29 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
 }
 
-// stringList is a repeatable flag.
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func required(fs *flag.FlagSet, names ...string) error {
-	for _, n := range names {
-		if fs.Lookup(n).Value.String() == "" {
-			return fmt.Errorf("%s: --%s is required", fs.Name(), n)
-		}
-	}
-	return nil
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
+	fs := cli.NewFlags("serve", stderr)
 	data := fs.String("data", "", "data folder (inventory.yaml, files/)")
 	tlsDir := fs.String("tls-dir", "", "PKI folder (ca.crt, server.crt, server.key)")
 	listen := fs.String("listen", "127.0.0.1:9443", "address to listen on")
@@ -92,7 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := required(fs, "data", "tls-dir"); err != nil {
+	if err := cli.Required(fs, "data", "tls-dir"); err != nil {
 		return err
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
@@ -144,15 +124,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func pkiInit(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pki init", stderr)
+	fs := cli.NewFlags("pki init", stderr)
 	dir := fs.String("dir", "", "PKI folder to create or extend")
 	site := fs.String("site", "", "site ID for the client certificate")
-	var hosts stringList
+	var hosts cli.StringList
 	fs.Var(&hosts, "host", "extra DNS name or IP for the server certificate (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := required(fs, "dir", "site"); err != nil {
+	if err := cli.Required(fs, "dir", "site"); err != nil {
 		return err
 	}
 	if err := pki.Init(*dir, *site, hosts, time.Now()); err != nil {
@@ -165,7 +145,7 @@ func pkiInit(args []string, stdout, stderr io.Writer) error {
 }
 
 func pkiSign(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pki sign", stderr)
+	fs := cli.NewFlags("pki sign", stderr)
 	dir := fs.String("dir", "", "PKI folder holding the CA")
 	site := fs.String("site", "", "site the certificate binds the gateway to")
 	csrPath := fs.String("csr", "", "PEM certificate request from 'provgate enroll'")
@@ -173,7 +153,7 @@ func pkiSign(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := required(fs, "dir", "site", "csr"); err != nil {
+	if err := cli.Required(fs, "dir", "site", "csr"); err != nil {
 		return err
 	}
 	ca, err := pki.LoadCA(*dir)

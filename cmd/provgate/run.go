@@ -18,6 +18,7 @@ import (
 	"github.com/provgate/provgate/internal/app"
 	"github.com/provgate/provgate/internal/buildinfo"
 	"github.com/provgate/provgate/internal/cache"
+	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/config"
 	"github.com/provgate/provgate/internal/lan"
 	"github.com/provgate/provgate/internal/origin"
@@ -57,28 +58,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "/etc/provgate/provgate.yaml", "configuration file")
+// loadConfig parses a command's --config flag and loads that file.
+func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, string, error) {
+	fs := cli.NewFlags(name, stderr)
+	path := fs.String("config", "/etc/provgate/provgate.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	cfg, err := config.Load(*path)
+	return cfg, *path, err
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
+	cfg, path, err := loadConfig("serve", args, stderr)
 	if err != nil {
 		return err
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	a, err := app.New(ctx, cfg, *path, log)
+	a, err := app.New(ctx, cfg, path, log)
 	if err != nil {
 		return err
 	}
@@ -98,12 +95,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check-config", stderr)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
+	cfg, path, err := loadConfig("check-config", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -119,7 +111,7 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok\n  cloud: %s\n  cache: %s (key %s)\n  LAN networks:", *path, cfg.Cloud.URL, cfg.Cache.Path, cfg.Cache.KeyFile)
+	fmt.Fprintf(stdout, "%s: ok\n  cloud: %s\n  cache: %s (key %s)\n  LAN networks:", path, cfg.Cloud.URL, cfg.Cache.Path, cfg.Cache.KeyFile)
 	for _, p := range l.Networks() {
 		fmt.Fprintf(stdout, " %s", p)
 	}
@@ -132,7 +124,7 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func keygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", stderr)
+	fs := cli.NewFlags("keygen", stderr)
 	out := fs.String("out", "", "key file to create (never overwritten)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -149,7 +141,7 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 }
 
 func fetch(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fetch", stderr)
+	fs := cli.NewFlags("fetch", stderr)
 	blksize := fs.Int("blksize", 1468, "block size to ask for (512 asks for none)")
 	out := fs.String("out", "", "write here instead of standard output")
 	timeout := fs.Duration("timeout", 2*time.Second, "retransmit timeout")
