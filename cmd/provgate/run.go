@@ -17,9 +17,9 @@ import (
 
 	"github.com/provgate/provgate/internal/app"
 	"github.com/provgate/provgate/internal/buildinfo"
-	"github.com/provgate/provgate/internal/cache"
 	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/config"
+	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
 	"github.com/provgate/provgate/internal/origin"
 )
@@ -99,7 +99,7 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if _, err := cache.LoadKeyFile(cfg.Cache.KeyFile); err != nil {
+	if _, err := keyring.LoadKeyFile(cfg.Cache.KeyFile); err != nil {
 		return err
 	}
 	c, err := origin.New(origin.Config{URL: cfg.Cloud.URL, CAFile: cfg.Cloud.CA, CertFile: cfg.Cloud.Cert, KeyFile: cfg.Cloud.Key})
@@ -132,7 +132,7 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("keygen: --out is required")
 	}
-	k, err := cache.WriteKeyFile(*out)
+	k, err := keyring.WriteKeyFile(*out)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/provgate/provgate/internal/cache"
 	"github.com/provgate/provgate/internal/config"
+	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/gateway"
 	"github.com/provgate/provgate/internal/lan"
 	"github.com/provgate/provgate/internal/origin"
@@ -77,7 +78,7 @@ func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logg
 			a.close()
 		}
 	}()
-	key, err := cache.LoadKeyFile(cfg.Cache.KeyFile)
+	key, err := keyring.LoadKeyFile(cfg.Cache.KeyFile)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ package cache
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+
+	"github.com/provgate/provgate/internal/keyring"
 )
 
 // ChunkSize is the plaintext size of one sealed chunk.
@@ -82,7 +83,7 @@ type Stats struct {
 // Store is an encrypted SQLite cache. Safe for concurrent use.
 type Store struct {
 	rdb, wdb *sql.DB
-	key      *Key
+	key      *keyring.Key
 	opts     Options
 	log      *slog.Logger
 	bufs     sync.Pool
@@ -111,7 +112,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 
 // Open opens or creates the cache database at path. Entries a crash left
 // half-written are removed.
-func Open(path string, key *Key, opts Options) (*Store, error) {
+func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -174,20 +175,8 @@ const (
 	kindChunk = 'c'
 )
 
-func (s *Store) seal(plain, ad []byte) []byte {
-	nonce := make([]byte, s.key.aead.NonceSize(), s.key.aead.NonceSize()+len(plain)+s.key.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		panic("cache: no randomness: " + err.Error()) // crypto/rand never fails on Linux
-	}
-	return s.key.aead.Seal(nonce, nonce, plain, ad)
-}
-
 func (s *Store) open(dst, sealed, ad []byte) ([]byte, error) {
-	ns := s.key.aead.NonceSize()
-	if len(sealed) < ns+s.key.aead.Overhead() {
-		return nil, ErrCorrupt
-	}
-	out, err := s.key.aead.Open(dst, sealed[:ns], sealed[ns:], ad)
+	out, err := s.key.Open(dst, sealed, ad)
 	if err != nil {
 		return nil, ErrCorrupt
 	}
@@ -218,7 +207,7 @@ func (s *Store) Lookup(ctx context.Context, cacheKey string) (Meta, error) {
 		m      Meta
 		sealed []byte
 	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, key_id, meta, last_used FROM entries WHERE lookup = ?`, s.key.lookupOf(cacheKey)).
+	err := s.rdb.QueryRowContext(ctx, `SELECT id, key_id, meta, last_used FROM entries WHERE lookup = ?`, s.key.Lookup(cacheKey)).
 		Scan(&m.Version, &m.KeyID, &sealed, &m.lastUsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Meta{}, ErrNotFound
@@ -270,8 +259,8 @@ func (s *Store) Put(ctx context.Context, cacheKey string, m Meta, body io.Reader
 	if err != nil {
 		return Meta{}, err
 	}
-	sealedMeta := s.seal(metaJSON, aad(kindMeta, cacheKey, m.Version, 0, 0, m.KeyID))
-	lookup := s.key.lookupOf(cacheKey)
+	sealedMeta := s.key.Seal(metaJSON, aad(kindMeta, cacheKey, m.Version, 0, 0, m.KeyID))
+	lookup := s.key.Lookup(cacheKey)
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return Meta{}, fmt.Errorf("cache: put: %w", err)
@@ -319,7 +308,7 @@ func (s *Store) writeChunks(ctx context.Context, cacheKey string, m Meta, body i
 		}
 		remaining -= int64(n)
 		h.Write(buf[:n])
-		sealed := s.seal(buf[:n], aad(kindChunk, cacheKey, m.Version, idx, m.Chunks, m.KeyID))
+		sealed := s.key.Seal(buf[:n], aad(kindChunk, cacheKey, m.Version, idx, m.Chunks, m.KeyID))
 		if tx == nil {
 			var err error
 			if tx, err = s.wdb.BeginTx(ctx, nil); err != nil {
@@ -362,8 +351,8 @@ func (s *Store) Touch(ctx context.Context, cacheKey string, m Meta) error {
 	if err != nil {
 		return err
 	}
-	sealed := s.seal(metaJSON, aad(kindMeta, cacheKey, m.Version, 0, 0, m.KeyID))
-	res, err := s.wdb.ExecContext(ctx, `UPDATE entries SET meta = ? WHERE id = ? AND lookup = ?`, sealed, m.Version, s.key.lookupOf(cacheKey))
+	sealed := s.key.Seal(metaJSON, aad(kindMeta, cacheKey, m.Version, 0, 0, m.KeyID))
+	res, err := s.wdb.ExecContext(ctx, `UPDATE entries SET meta = ? WHERE id = ? AND lookup = ?`, sealed, m.Version, s.key.Lookup(cacheKey))
 	if err != nil {
 		return fmt.Errorf("cache: touch: %w", err)
 	}
@@ -375,7 +364,7 @@ func (s *Store) Touch(ctx context.Context, cacheKey string, m Meta) error {
 
 // Delete removes cacheKey's entry, if any.
 func (s *Store) Delete(ctx context.Context, cacheKey string) error {
-	_, err := s.wdb.ExecContext(ctx, `DELETE FROM entries WHERE lookup = ?`, s.key.lookupOf(cacheKey))
+	_, err := s.wdb.ExecContext(ctx, `DELETE FROM entries WHERE lookup = ?`, s.key.Lookup(cacheKey))
 	return err
 }
 

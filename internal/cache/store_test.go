@@ -14,15 +14,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/provgate/provgate/internal/keyring"
 )
 
 func newStore(t *testing.T, maxBytes int64) (*Store, string) {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := WriteKeyFile(filepath.Join(dir, "cache.key"))
+	key, err := keyring.WriteKeyFile(filepath.Join(dir, "cache.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestTamperingFailsToOpen(t *testing.T) {
 		}},
 		{"entry moved to another key", func(t *testing.T, db *sql.DB, s *Store, a, b Meta) {
 			mustExec(t, db, `DELETE FROM entries WHERE id = ?`, b.Version)
-			mustExec(t, db, `UPDATE entries SET lookup = ? WHERE id = ?`, s.key.lookupOf("b"), a.Version)
+			mustExec(t, db, `UPDATE entries SET lookup = ? WHERE id = ?`, s.key.Lookup("b"), a.Version)
 		}},
 		{"metadata flipped", func(t *testing.T, db *sql.DB, s *Store, a, b Meta) {
 			mustExec(t, db, `UPDATE entries SET meta = substr(meta, 1, 20) || char((unicode(substr(meta, 21, 1)) + 1) % 256) || substr(meta, 22) WHERE id = ?`, a.Version)
@@ -265,43 +266,6 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-func TestKeyFileChecks(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, b []byte, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, b, mode)
-		os.Chmod(p, mode)
-		return p
-	}
-	cases := map[string]struct {
-		path string
-		want string
-	}{
-		"missing":        {filepath.Join(dir, "nope"), "does not exist"},
-		"short":          {write("short", make([]byte, 16), 0o600), "holds 16 bytes"},
-		"long":           {write("long", make([]byte, 64), 0o600), "more than 32"},
-		"world-readable": {write("open", make([]byte, 32), 0o644), "mode 0644"},
-		"group-writable": {write("grp", make([]byte, 32), 0o620), "mode 0620"},
-	}
-	for name, tc := range cases {
-		_, err := LoadKeyFile(tc.path)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "provgate keygen") {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	k, err := WriteKeyFile(filepath.Join(dir, "good"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := WriteKeyFile(filepath.Join(dir, "good")); err == nil {
-		t.Fatal("keygen overwrote a key")
-	}
-	again, err := LoadKeyFile(filepath.Join(dir, "good"))
-	if err != nil || again.ID != k.ID {
-		t.Fatalf("reload: %v", err)
-	}
-}
-
 // TestCrashMidWriteLeavesNoPartialEntry kills a writer process with SIGKILL
 // in the middle of many puts, then checks the database and every entry.
 func TestCrashMidWriteLeavesNoPartialEntry(t *testing.T) {
@@ -314,7 +278,7 @@ func TestCrashMidWriteLeavesNoPartialEntry(t *testing.T) {
 	}
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "cache.key")
-	key, err := WriteKeyFile(keyPath)
+	key, err := keyring.WriteKeyFile(keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +331,7 @@ func TestCrashMidWriteLeavesNoPartialEntry(t *testing.T) {
 func sizeFor(i int) int { return (i%7)*ChunkSize + 1000*i }
 
 func crashChild() {
-	key, err := LoadKeyFile(os.Getenv("PROVGATE_CACHE_KEY"))
+	key, err := keyring.LoadKeyFile(os.Getenv("PROVGATE_CACHE_KEY"))
 	if err != nil {
 		panic(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/provgate/provgate/internal/cache"
+	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/origin"
 )
 
@@ -63,7 +64,7 @@ func (f *fakeOrigin) set(fn func(*fakeOrigin)) {
 func newGateway(t *testing.T, o Origin, cfg Config) *Gateway {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := cache.WriteKeyFile(filepath.Join(dir, "k"))
+	key, err := keyring.WriteKeyFile(filepath.Join(dir, "k"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/pin/tftp/v3"
 
 	"github.com/provgate/provgate/internal/app"
-	"github.com/provgate/provgate/internal/cache"
 	"github.com/provgate/provgate/internal/config"
+	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/refcloud/refcloudtest"
 	"github.com/provgate/provgate/internal/testutil"
 )
@@ -62,7 +62,7 @@ func Start(t testing.TB, opts Options) *Env {
 		opts.LAN = []string{"127.0.0.0/8"}
 	}
 	keyPath := filepath.Join(e.Dir, "cache.key")
-	if _, err := cache.WriteKeyFile(keyPath); err != nil {
+	if _, err := keyring.WriteKeyFile(keyPath); err != nil {
 		t.Fatal(err)
 	}
 	cert, key := e.Cloud.CertFiles(opts.Site)

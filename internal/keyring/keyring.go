@@ -1,4 +1,7 @@
-package cache
+// Package keyring holds the key that protects provgate's data at rest: a
+// file of 32 random bytes kept outside the databases, from which an AEAD
+// (AES-256-GCM) for sealing and an HMAC key for opaque lookups are derived.
+package keyring
 
 import (
 	"crypto/aes"
@@ -14,12 +17,12 @@ import (
 	"os"
 )
 
-// KeySize is the size of a cache key file: 32 random bytes (AES-256).
+// KeySize is the size of a key file: 32 random bytes (AES-256).
 const KeySize = 32
 
-// Key is a cache key: the AEAD that seals entries and the MAC key that turns
-// cache keys into opaque lookup values. Both are derived from the key
-// file's 32 bytes with HKDF-SHA256, so neither is the raw key.
+// Key is the data key: the AEAD that seals and the MAC key that turns names
+// into opaque lookup values. Both are derived from the key file's 32 bytes
+// with HKDF-SHA256, so neither is the raw key.
 type Key struct {
 	ID     string // 16 hex digits naming the key; stored with each entry
 	aead   cipher.AEAD
@@ -29,7 +32,7 @@ type Key struct {
 // NewKey derives a Key from 32 bytes of key material.
 func NewKey(material []byte) (*Key, error) {
 	if len(material) != KeySize {
-		return nil, fmt.Errorf("cache: key must be %d bytes, got %d", KeySize, len(material))
+		return nil, fmt.Errorf("keyring: key must be %d bytes, got %d", KeySize, len(material))
 	}
 	sealKey, err := hkdf.Key(sha256.New, material, nil, "provgate cache seal v1", 32)
 	if err != nil {
@@ -54,10 +57,39 @@ func NewKey(material []byte) (*Key, error) {
 	return &Key{ID: hex.EncodeToString(idKey), aead: aead, lookup: lookupKey}, nil
 }
 
-func (k *Key) lookupOf(cacheKey string) []byte {
+// Lookup returns an opaque, keyed digest of s (HMAC-SHA256): what the
+// databases store in place of names, MACs and addresses they search by.
+func (k *Key) Lookup(s string) []byte {
 	m := hmac.New(sha256.New, k.lookup)
-	m.Write([]byte(cacheKey))
+	m.Write([]byte(s))
 	return m.Sum(nil)
+}
+
+// ErrOpen means sealed data failed to authenticate.
+var ErrOpen = errors.New("keyring: sealed data failed to open")
+
+// Seal encrypts plain with a fresh random nonce, binding ad; the result
+// is nonce || ciphertext || tag.
+func (k *Key) Seal(plain, ad []byte) []byte {
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plain)+k.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("keyring: no randomness: " + err.Error()) // crypto/rand does not fail on Linux
+	}
+	return k.aead.Seal(nonce, nonce, plain, ad)
+}
+
+// Open authenticates and decrypts what Seal made with the same ad,
+// appending the plaintext to dst.
+func (k *Key) Open(dst, sealed, ad []byte) ([]byte, error) {
+	ns := k.aead.NonceSize()
+	if len(sealed) < ns+k.aead.Overhead() {
+		return nil, ErrOpen
+	}
+	out, err := k.aead.Open(dst, sealed[:ns], sealed[ns:], ad)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return out, nil
 }
 
 // howToCreate ends every key-file error: the fix, not just the fault.
@@ -69,25 +101,25 @@ func LoadKeyFile(path string) (*Key, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("cache: key file %s does not exist: %s", path, howToCreate)
+			return nil, fmt.Errorf("keyring: key file %s does not exist: %s", path, howToCreate)
 		}
-		return nil, fmt.Errorf("cache: key file: %w", err)
+		return nil, fmt.Errorf("keyring: key file: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("cache: key file: %w", err)
+		return nil, fmt.Errorf("keyring: key file: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("cache: key file %s is not a regular file: %s", path, howToCreate)
+		return nil, fmt.Errorf("keyring: key file %s is not a regular file: %s", path, howToCreate)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("cache: key file %s has mode %04o, readable or writable by others: run 'chmod 600 %s', or %s", path, perm, path, howToCreate)
+		return nil, fmt.Errorf("keyring: key file %s has mode %04o, readable or writable by others: run 'chmod 600 %s', or %s", path, perm, path, howToCreate)
 	}
 	buf := make([]byte, KeySize+1)
 	n, _ := f.Read(buf)
 	if n != KeySize {
-		return nil, fmt.Errorf("cache: key file %s holds %s bytes, want exactly %d: %s", path, sizeWord(n, KeySize), KeySize, howToCreate)
+		return nil, fmt.Errorf("keyring: key file %s holds %s bytes, want exactly %d: %s", path, sizeWord(n, KeySize), KeySize, howToCreate)
 	}
 	return NewKey(buf[:KeySize])
 }
@@ -108,7 +140,7 @@ func WriteKeyFile(path string) (*Key, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("cache: create key file: %w", err)
+		return nil, fmt.Errorf("keyring: create key file: %w", err)
 	}
 	if _, err := f.Write(material); err != nil {
 		f.Close()
