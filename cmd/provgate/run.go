@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/provgate/provgate/internal/buildinfo"
 	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/config"
+	"github.com/provgate/provgate/internal/device"
 	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
 	"github.com/provgate/provgate/internal/origin"
@@ -30,6 +32,8 @@ const usage = `usage:
   provgate keygen --out FILE            create a cache key (32 random bytes, mode 0600)
   provgate fetch [--blksize N] [--out FILE] tftp://HOST:PORT/NAME
                                         fetch a file as a legacy phone would
+  provgate identify [--file NAME] [--user-agent UA]
+                                        show how a request would be identified (one JSON line)
   provgate version
 `
 
@@ -47,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(args[1:], stdout, stderr)
 	case "fetch":
 		return fetch(args[1:], stdout, stderr)
+	case "identify":
+		return identify(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "provgate", buildinfo.String())
 		return nil
@@ -186,4 +192,17 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("fetch: %w", err)
 	}
 	return f.Close()
+}
+
+func identify(args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("identify", stderr)
+	file := fs.String("file", "", "requested file name")
+	ua := fs.String("user-agent", "", "HTTP User-Agent")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" && *ua == "" {
+		return fmt.Errorf("identify: give --file, --user-agent or both")
+	}
+	return json.NewEncoder(stdout).Encode(device.Identify(*file, *ua))
 }

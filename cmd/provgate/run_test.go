@@ -108,3 +108,37 @@ func TestInvalidConfigNamesTheField(t *testing.T) {
 		})
 	}
 }
+
+// One public example per brand (see internal/device's table for sources).
+func TestIdentifyPrintsOneJSONLine(t *testing.T) {
+	tests := []struct{ file, ua, want string }{
+		{"0004f2abcdef.cfg", "FileTransport PolycomVVX-VVX_411-UA/6.4.3.5018 Type/Application", `{"brand":"polycom","model":"VVX_411","mac":"0004f2abcdef","kind":"config-device"}`},
+		{"y000000000000.boot", "", `{"brand":"yealink","model":"","mac":"","kind":"config-common"}`},
+		{"SEP001B54AABB01.cnf.xml", "", `{"brand":"cisco","model":"","mac":"001b54aabb01","kind":"config-device"}`},
+		{"gxp2170fw.bin", "", `{"brand":"grandstream","model":"GXP2170","mac":"","kind":"firmware"}`},
+		{"snomD785-000413778899.htm", "", `{"brand":"snom","model":"D785","mac":"000413778899","kind":"config-device"}`},
+		{"", "Aastra6867i MAC:00-08-5D-12-34-56 V:4.2.0.2023-SIP", `{"brand":"mitel","model":"6867i","mac":"00085d123456","kind":"other"}`},
+		{"", "Fanvil X6U 2.12.1 0c383e123456", `{"brand":"fanvil","model":"X6U","mac":"0c383e123456","kind":"other"}`},
+		{"Config0080F0123456.cfg", "", `{"brand":"panasonic","model":"","mac":"0080f0123456","kind":"config-device"}`},
+		{"46xxsettings.txt", "", `{"brand":"avaya","model":"","mac":"","kind":"config-common"}`},
+		{"cfg001fc1123456.xml", "Htek UC924 2.0.4.4.37 00:1f:c1:12:34:56", `{"brand":"htek","model":"UC924","mac":"001fc1123456","kind":"config-device"}`},
+		{"", "Gigaset N670 IP PRO/83.V2.39.0+build.6ba4b1d;7C2F80123456", `{"brand":"gigaset","model":"N670 IP PRO","mac":"7c2f80123456","kind":"other"}`},
+		{"config.3c28a6123456.xml", "", `{"brand":"alcatel","model":"","mac":"3c28a6123456","kind":"config-device"}`},
+		{"", "AUDC-IPPhone/2.2.8.69 (445HD; 00908F123456)", `{"brand":"audiocodes","model":"445HD","mac":"00908f123456","kind":"other"}`},
+		{"", "OBIHAI/OBi202-3.2.2.5921", `{"brand":"obihai","model":"OBi202","mac":"","kind":"other"}`},
+		{"001565123456.cfg", "Yealink SIP-T46S 66.86.0.15 00:15:65:65:43:21", `{"brand":"yealink","model":"T46S","mac":"001565123456","kind":"config-device","conflict":"mac"}`},
+	}
+	for _, tt := range tests {
+		args := []string{"identify"}
+		if tt.file != "" {
+			args = append(args, "--file", tt.file)
+		}
+		if tt.ua != "" {
+			args = append(args, "--user-agent", tt.ua)
+		}
+		out, err := runCmd(args...)
+		if err != nil || out != tt.want+"\n" {
+			t.Errorf("identify %q %q:\n got %s want %s", tt.file, tt.ua, out, tt.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ package device
 
 import (
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,24 @@ const (
 	KindOther        Kind = "other"
 )
 
+// Brand ids, canonical and lowercase.
+const (
+	Polycom     = "polycom"
+	Yealink     = "yealink"
+	Cisco       = "cisco" // and Linksys
+	Grandstream = "grandstream"
+	Snom        = "snom"
+	Mitel       = "mitel" // and Aastra
+	Fanvil      = "fanvil"
+	Panasonic   = "panasonic"
+	Avaya       = "avaya"
+	Htek        = "htek"
+	Gigaset     = "gigaset"
+	Alcatel     = "alcatel" // ALE
+	AudioCodes  = "audiocodes"
+	Obihai      = "obihai"
+)
+
 // Identity is what a request reveals about the device behind it.
 type Identity struct {
 	Brand    string `json:"brand"`
@@ -30,76 +49,103 @@ type Identity struct {
 	Conflict string `json:"conflict,omitempty"`
 }
 
+// Conflicts.
+const (
+	ConflictMAC   = "mac"   // the path and the User-Agent (or two parts of the path) name different MACs
+	ConflictBrand = "brand" // the User-Agent's brand is not the file name pattern's
+)
+
 // MaxInput bounds the bytes of a name or User-Agent that are looked at.
-const MaxInput = 1024
+const MaxInput = 512
 
 // Identify derives an identity from a requested file name and a
-// User-Agent (empty over TFTP).
+// User-Agent (empty over TFTP). When both name a MAC or a brand and they
+// differ, Conflict says which; the path's values are reported.
 func Identify(name, userAgent string) Identity {
-	if len(name) > MaxInput {
-		name = name[:MaxInput]
+	n := parseName(bound(name))
+	u := parseUserAgent(bound(userAgent))
+	id := Identity{MAC: n.mac, Brand: n.brand, Model: n.model, Kind: n.kind, Conflict: n.conflict}
+	switch {
+	case id.MAC == "": // a common file asked by a phone whose User-Agent names it
+		id.MAC = u.mac
+	case u.mac != "" && u.mac != id.MAC:
+		id.Conflict = ConflictMAC
 	}
-	id := Identity{MAC: MACFromName(name)}
-	id.Kind = kindOf(name, id.MAC != "")
+	switch {
+	case id.Brand == "":
+		id.Brand = u.brand
+	case u.brand != "" && u.brand != id.Brand && id.Conflict == "":
+		id.Conflict = ConflictBrand
+	}
+	if u.model != "" {
+		id.Model = u.model
+	}
 	return id
 }
 
-// MACFromName finds a device MAC in a file name: 12 hex digits standing
-// alone (`001565123456.cfg`, `cfg000b82a1b2c3.xml`, `SEP001B54AABB01…`) or
-// after Cisco's `ATA` prefix. Names that merely look like MACs, such as
-// Polycom's `000000000000.cfg` and Yealink's `y0000000000NN.cfg`, are not.
-func MACFromName(name string) string {
-	base := path.Base(name)
-	for i := 0; i < len(base); {
-		if !isHex(base[i]) {
+// NormalizeModel makes models comparable: lowercase letters and digits
+// only, so "VVX_411", "vvx-411" and "VVX411" are one model.
+func NormalizeModel(m string) string {
+	var b strings.Builder
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b.WriteByte(c)
+		case 'A' <= c && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		}
+	}
+	return b.String()
+}
+
+// bound cuts input to MaxInput bytes and blanks control bytes, which some
+// phones send in their User-Agent.
+func bound(s string) string {
+	if len(s) > MaxInput {
+		s = s[:MaxInput]
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// macRuns finds the 12-hex-digit runs of s that stand alone (not part of a
+// longer run of hex digits). Placeholders of common files are skipped.
+func macRuns(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		if !isHex(s[i]) {
 			i++
 			continue
 		}
 		j := i
-		for j < len(base) && isHex(base[j]) {
+		for j < len(s) && isHex(s[j]) {
 			j++
 		}
-		run := base[i:j]
-		if len(run) == 13 && strings.HasSuffix(strings.ToUpper(base[:i+1]), "ATA") {
-			run = run[1:]
-		}
-		if len(run) == 12 && !placeholder(run) {
-			return strings.ToLower(run)
+		if j-i == 12 && !placeholder(s[i:j]) {
+			out = append(out, strings.ToLower(s[i:j]))
 		}
 		i = j
 	}
-	return ""
+	return out
 }
 
 // placeholder reports MAC-shaped names of common files: ten leading zeros
-// cover 000000000000 and Yealink's y0000000000NN.
-func placeholder(run string) bool {
-	return strings.HasPrefix(run, "0000000000")
-}
+// cover Polycom's 000000000000 and Yealink's y0000000000NN.
+func placeholder(run string) bool { return strings.HasPrefix(run, "0000000000") }
 
-var firmwareExt = map[string]bool{
-	".ld": true, ".rom": true, ".bin": true, ".loads": true, ".sbn": true, ".z": true,
-	".st": true, ".img": true, ".zip": true, ".tar": true,
-}
-
-var configExt = map[string]bool{
-	".cfg": true, ".xml": true, ".boot": true, ".cnf": true, ".htm": true, ".ver": true,
-	".txt": true, ".tlv": true, ".json": true,
-}
-
-func kindOf(name string, hasMAC bool) Kind {
-	ext := strings.ToLower(path.Ext(name))
-	switch {
-	case firmwareExt[ext] && !hasMAC:
-		return KindFirmware
-	case hasMAC:
-		return KindConfigDevice
-	case configExt[ext]:
-		return KindConfigCommon
-	}
-	return KindOther
-}
+// MACFromName returns the device MAC a file name carries, or "".
+func MACFromName(name string) string { return parseName(bound(name)).mac }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+func hasExt(base string, exts ...string) bool { return slices.Contains(exts, path.Ext(base)) }
