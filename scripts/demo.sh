@@ -63,6 +63,8 @@ setup() {
 	  path: cache.db
 	  key_file: cache.key
 	  max_stale: 24h
+	audit:
+	  path: audit.db
 	YAML
 	$BIN/provgate check-config --config "$DEMO/provgate.yaml" | indent
 }
@@ -127,11 +129,23 @@ full() {
 	last_transfer
 	ok "$(stat -c %s "$DEMO/sip.ld.tftp") bytes, identical to the cloud's image"
 
-	step "An unknown MAC gets nothing"
+	step "An unknown MAC gets nothing, decided locally from the synced inventory"
+	before=$(grep -c 'path=/v1/files' "$DEMO/origin.log" || true)
 	if curl -sS "tftp://$TFTP/0015650000ff.cfg" -o /dev/null 2>"$DEMO/err"; then fail "served an unknown MAC"; fi
 	indent <"$DEMO/err"
-	sleep 0.2; grep 'transfer refused' "$DEMO/gateway.log" | tail -n1 | indent
-	ok "refused: the phone sees only 'access denied'"
+	sleep 0.2; grep 'msg=denied' "$DEMO/gateway.log" | tail -n1 | indent
+	[ "$(grep -c 'path=/v1/files' "$DEMO/origin.log" || true)" = "$before" ] || fail "the cloud was asked"
+	ok "refused with 'access denied', and the cloud was not asked"
+
+	step "A Yealink MAC asking as a Cisco (SEP<MAC>.cnf.xml) is refused: brand mismatch"
+	if curl -sS "tftp://$TFTP/SEP001565123456.cnf.xml" -o /dev/null 2>/dev/null; then fail "served a brand mismatch"; fi
+	sleep 0.2; grep 'msg=denied' "$DEMO/gateway.log" | tail -n1 | indent
+	ok "refused"
+
+	step "Every decision is audited: provgate audit"
+	$BIN/provgate audit --config "$DEMO/provgate.yaml" --since 1h | indent
+	$BIN/provgate audit --config "$DEMO/provgate.yaml" --mac 00:15:65:00:00:ff | grep -q unknown_mac || fail "no audit row"
+	ok "allowed and denied requests with their reason codes"
 
 	step "The cloud goes down; phones still get their last good files from the encrypted cache"
 	stop_pid origin

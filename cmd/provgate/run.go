@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -17,12 +18,14 @@ import (
 	"github.com/pin/tftp/v3"
 
 	"github.com/provgate/provgate/internal/app"
+	"github.com/provgate/provgate/internal/audit"
 	"github.com/provgate/provgate/internal/buildinfo"
 	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/config"
 	"github.com/provgate/provgate/internal/device"
 	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
+	"github.com/provgate/provgate/internal/macaddr"
 	"github.com/provgate/provgate/internal/origin"
 )
 
@@ -32,6 +35,8 @@ const usage = `usage:
   provgate keygen --out FILE            create a cache key (32 random bytes, mode 0600)
   provgate fetch [--blksize N] [--out FILE] tftp://HOST:PORT/NAME
                                         fetch a file as a legacy phone would
+  provgate audit [--config FILE] [--mac MAC] [--source IP] [--since DUR] [--limit N] [--json]
+                                        print authorization decisions, oldest first
   provgate identify [--file NAME] [--user-agent UA]
                                         show how a request would be identified (one JSON line)
   provgate version
@@ -51,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(args[1:], stdout, stderr)
 	case "fetch":
 		return fetch(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "identify":
 		return identify(args[1:], stdout, stderr)
 	case "version":
@@ -64,10 +71,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// loadConfig parses a command's --config flag and loads that file.
-func loadConfig(name string, args []string, stderr io.Writer) (*config.Config, string, error) {
+// loadConfig parses a command's flags, of which --config is one, and
+// loads that file; more defines the others.
+func loadConfig(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (*config.Config, string, error) {
 	fs := cli.NewFlags(name, stderr)
 	path := fs.String("config", "/etc/provgate/provgate.yaml", "configuration file")
+	for _, f := range more {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, "", err
 	}
@@ -205,4 +216,71 @@ func identify(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("identify: give --file, --user-agent or both")
 	}
 	return json.NewEncoder(stdout).Encode(device.Identify(*file, *ua))
+}
+
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		f       audit.Filter
+		since   time.Duration
+		asJSON  bool
+		macFlag string
+	)
+	cfg, _, err := loadConfig("audit", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&macFlag, "mac", "", "only this device (any MAC notation)")
+		fs.StringVar(&f.Source, "source", "", "only this source address")
+		fs.DurationVar(&since, "since", 24*time.Hour, "only this far back")
+		fs.IntVar(&f.Limit, "limit", 1000, "at most this many rows (the newest)")
+		fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
+	})
+	if err != nil {
+		return err
+	}
+	if macFlag != "" {
+		if f.MAC, err = macaddr.Parse(macFlag); err != nil {
+			return fmt.Errorf("audit: --mac: %w", err)
+		}
+	}
+	if f.Source != "" {
+		ip, err := netip.ParseAddr(f.Source)
+		if err != nil {
+			return fmt.Errorf("audit: --source: %q is not an IP address", f.Source)
+		}
+		f.Source = ip.Unmap().String()
+	}
+	f.Since = time.Now().Add(-since)
+	key, err := keyring.LoadKeyFile(cfg.Cache.KeyFile)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.Audit.Path); err != nil {
+		return fmt.Errorf("audit: %w (has provgate run yet?)", err)
+	}
+	log, err := audit.Open(cfg.Audit.Path, key, audit.Options{})
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	rows, skipped, err := log.Query(ctx, f)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, r := range rows {
+		if asJSON {
+			enc.Encode(r)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s %-5s %-5s %-15s mac=%s tenant=%s reason=%s file=%q\n", r.Time.Format(time.RFC3339), r.Decision, r.Transport, r.Source, orDash(r.MAC), orDash(r.Tenant), r.Reason, r.File)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(stderr, "audit: %d rows failed to open (another key, or tampered)\n", skipped)
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -22,12 +22,16 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/provgate/provgate/internal/audit"
 	"github.com/provgate/provgate/internal/cache"
 	"github.com/provgate/provgate/internal/config"
-	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/gateway"
+	"github.com/provgate/provgate/internal/inventory"
+	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
+	"github.com/provgate/provgate/internal/neigh"
 	"github.com/provgate/provgate/internal/origin"
+	"github.com/provgate/provgate/internal/policy"
 	"github.com/provgate/provgate/internal/tftpfront"
 )
 
@@ -40,7 +44,10 @@ type App struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	store   *cache.Store
+	audit   *audit.Log
 	origin  *origin.Client
+	inv     *inventory.Syncer
+	policy  *policy.Policy
 	gw      *gateway.Gateway
 	tftp    *tftpfront.Server
 
@@ -82,10 +89,15 @@ func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Cache.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
+	for _, p := range []string{cfg.Cache.Path, cfg.Audit.Path} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, err
+		}
 	}
 	if a.store, err = cache.Open(cfg.Cache.Path, key, cache.Options{MaxBytes: int64(cfg.Cache.MaxSize), Logger: log}); err != nil {
+		return nil, err
+	}
+	if a.audit, err = audit.Open(cfg.Audit.Path, key, audit.Options{Retention: cfg.Audit.Retention, MaxRows: cfg.Audit.MaxRows, Logger: log}); err != nil {
 		return nil, err
 	}
 	if a.origin, err = origin.New(origin.Config{
@@ -97,10 +109,24 @@ func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logg
 	a.gw = gateway.New(a.store, a.origin, gateway.Config{
 		MaxStale: cfg.Cache.MaxStale, NegativeTTL: cfg.Cache.NegativeTTL, Logger: log,
 	})
+	a.inv = inventory.NewSyncer(a.origin, a.store, log)
+	if err := a.inv.LoadCached(ctx); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		log.Warn("no usable cached inventory", "err", err)
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, cfg.Cloud.Timeout)
+	if err := a.inv.Sync(syncCtx); err != nil {
+		age, known := a.inv.Age(time.Now())
+		log.Warn("inventory sync at start failed, deciding from the cached copy", "err", err, "known", known, "inventory_age", age.Round(time.Second))
+	}
+	cancel()
 	if a.lan, err = discoverLAN(cfg); err != nil {
 		return nil, err
 	}
-	a.tftp = tftpfront.New(a.gw, a.lan.Contains, tftpfront.Config{
+	a.policy = policy.New(policy.Config{
+		VerifyL2: cfg.Policy.VerifyL2, MaxDenials: cfg.Policy.MaxDenials, DenialWindow: cfg.Policy.DenialWindow,
+		Cooldown: cfg.Policy.Cooldown, Logger: log,
+	}, a.lan.Contains, a.inv.Current, neigh.Table{}, a.audit)
+	a.tftp = tftpfront.New(a.gw, a.policy, tftpfront.Config{
 		MaxBlockSize: cfg.TFTP.MaxBlockSize, MaxTransfers: cfg.TFTP.MaxTransfers,
 		Timeout: cfg.TFTP.Timeout, Retries: cfg.TFTP.Retries, Logger: log,
 	})
@@ -151,6 +177,13 @@ func (a *App) TFTPAddrs() []netip.AddrPort {
 // Gateway exposes the read path (for status and tests).
 func (a *App) Gateway() *gateway.Gateway { return a.gw }
 
+// Audit exposes the audit log (for tests).
+func (a *App) Audit() *audit.Log { return a.audit }
+
+// InventoryAge is how long ago the cloud last vouched for the inventory in
+// force; known is false when there is none.
+func (a *App) InventoryAge() (age time.Duration, known bool) { return a.inv.Age(time.Now()) }
+
 // TFTPStats exposes the TFTP counters.
 func (a *App) TFTPStats() tftpfront.Stats { return a.tftp.Stats() }
 
@@ -163,7 +196,11 @@ func (a *App) Serve(ctx context.Context, reload <-chan struct{}) error {
 	a.group, a.groupCtx = g, gctx
 	a.startPending()
 	a.mu.Unlock()
-	a.log.Info("provgate ready", "tftp", addrList(a.TFTPAddrs()), "lan", prefixList(a.lan.Networks()), "cloud", a.cfg.Cloud.URL)
+	age, known := a.inv.Age(time.Now())
+	a.log.Info("provgate ready", "tftp", addrList(a.TFTPAddrs()), "lan", prefixList(a.lan.Networks()), "cloud", a.cfg.Cloud.URL,
+		"devices", len(a.inv.Current().Devices), "inventory_known", known, "inventory_age", age.Round(time.Second))
+	g.Go(func() error { return a.audit.Run(gctx) })
+	g.Go(func() error { return a.inv.Run(gctx, a.cfg.Inventory.Refresh) })
 	g.Go(func() error {
 		for {
 			select {
@@ -239,7 +276,7 @@ func (a *App) Reload(ctx context.Context) error {
 		}
 	}
 	a.lan = l
-	a.tftp.SetAllowed(l.Contains)
+	a.policy.SetLAN(l.Contains)
 	var closed []netip.AddrPort
 	for ap, cancel := range a.listeners {
 		if !want[ap] {
@@ -262,6 +299,9 @@ func (a *App) close() {
 	}
 	if a.store != nil {
 		a.store.Close()
+	}
+	if a.audit != nil {
+		a.audit.Close()
 	}
 }
 

@@ -21,11 +21,34 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Cloud Cloud `yaml:"cloud"`
-	LAN   LAN   `yaml:"lan"`
-	TFTP  TFTP  `yaml:"tftp"`
-	Cache Cache `yaml:"cache"`
-	Log   Log   `yaml:"log"`
+	Cloud     Cloud     `yaml:"cloud"`
+	LAN       LAN       `yaml:"lan"`
+	TFTP      TFTP      `yaml:"tftp"`
+	Cache     Cache     `yaml:"cache"`
+	Inventory Inventory `yaml:"inventory"`
+	Policy    Policy    `yaml:"policy"`
+	Audit     Audit     `yaml:"audit"`
+	Log       Log       `yaml:"log"`
+}
+
+// Inventory configures the inventory sync.
+type Inventory struct {
+	Refresh time.Duration `yaml:"refresh"`
+}
+
+// Policy configures authorization.
+type Policy struct {
+	VerifyL2     bool          `yaml:"verify_l2"`
+	MaxDenials   int           `yaml:"max_denials"`
+	DenialWindow time.Duration `yaml:"denial_window"`
+	Cooldown     time.Duration `yaml:"cooldown"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	Path      string        `yaml:"path"`
+	Retention time.Duration `yaml:"retention"`
+	MaxRows   int64         `yaml:"max_rows"`
 }
 
 // Cloud is how to reach the provisioning cloud.
@@ -161,6 +184,27 @@ func (c *Config) setDefaults() {
 	if c.Cache.NegativeTTL == 0 {
 		c.Cache.NegativeTTL = 30 * time.Second
 	}
+	if c.Inventory.Refresh == 0 {
+		c.Inventory.Refresh = time.Minute
+	}
+	if c.Policy.MaxDenials == 0 {
+		c.Policy.MaxDenials = 20
+	}
+	if c.Policy.DenialWindow == 0 {
+		c.Policy.DenialWindow = time.Minute
+	}
+	if c.Policy.Cooldown == 0 {
+		c.Policy.Cooldown = 5 * time.Minute
+	}
+	if c.Audit.Path == "" {
+		c.Audit.Path = "/var/lib/provgate/audit.db"
+	}
+	if c.Audit.Retention == 0 {
+		c.Audit.Retention = 30 * 24 * time.Hour
+	}
+	if c.Audit.MaxRows == 0 {
+		c.Audit.MaxRows = 1_000_000
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -226,6 +270,24 @@ func (c *Config) Validate() error {
 	if c.Cache.NegativeTTL < 0 || c.Cache.NegativeTTL > time.Hour {
 		bad("cache.negative_ttl", "%v: want 0 to 1h", c.Cache.NegativeTTL)
 	}
+	if c.Inventory.Refresh < time.Second {
+		bad("inventory.refresh", "%v: want at least 1s", c.Inventory.Refresh)
+	}
+	if c.Policy.MaxDenials < 1 {
+		bad("policy.max_denials", "%d: want at least 1", c.Policy.MaxDenials)
+	}
+	if c.Policy.DenialWindow <= 0 {
+		bad("policy.denial_window", "%v: must be positive", c.Policy.DenialWindow)
+	}
+	if c.Policy.Cooldown <= 0 {
+		bad("policy.cooldown", "%v: must be positive", c.Policy.Cooldown)
+	}
+	if c.Audit.Retention <= 0 {
+		bad("audit.retention", "%v: must be positive", c.Audit.Retention)
+	}
+	if c.Audit.MaxRows < 1 {
+		bad("audit.max_rows", "%d: want at least 1", c.Audit.MaxRows)
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -248,7 +310,7 @@ func (c *Config) LANNetworks() []netip.Prefix {
 }
 
 func (c *Config) resolvePaths(dir string) {
-	for _, p := range []*string{&c.Cloud.CA, &c.Cloud.Cert, &c.Cloud.Key, &c.Cache.Path, &c.Cache.KeyFile} {
+	for _, p := range []*string{&c.Cloud.CA, &c.Cloud.Cert, &c.Cloud.Key, &c.Cache.Path, &c.Cache.KeyFile, &c.Audit.Path} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

@@ -47,6 +47,24 @@ var (
 	ErrUnavailable = errors.New("gateway: cloud unavailable and no usable cached copy")
 )
 
+// RefusedError is the cloud's refusal (403 or 404) with its reason code.
+type RefusedError struct {
+	Status int
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	if e.Status == http.StatusNotFound {
+		return ErrNotFound.Error() + " (cloud: " + e.Reason + ")"
+	}
+	return ErrDenied.Error() + " (cloud: " + e.Reason + ")"
+}
+
+// Is makes a refusal match ErrDenied or ErrNotFound.
+func (e *RefusedError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound || target == ErrDenied && e.Status != http.StatusNotFound
+}
+
 // Outcome says how a request was answered; it goes into the transfer log.
 type Outcome string
 
@@ -235,12 +253,8 @@ func (g *Gateway) store1(ctx context.Context, key string, old cache.Meta, resp *
 
 // serve turns an entry into an answer.
 func (g *Gateway) serve(ctx context.Context, key string, m cache.Meta, outcome Outcome) (*File, error) {
-	switch m.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w (cloud: %s)", ErrNotFound, m.Reason)
-	default:
-		return nil, fmt.Errorf("%w (cloud: %s)", ErrDenied, m.Reason)
+	if m.Status != http.StatusOK {
+		return nil, &RefusedError{Status: m.Status, Reason: m.Reason}
 	}
 	r, err := g.store.NewReader(ctx, key, m)
 	if err != nil {

@@ -44,7 +44,6 @@ func TestKeyFileChecks(t *testing.T) {
 	}
 }
 
-
 func TestSealBindsAssociatedData(t *testing.T) {
 	k, err := NewKey(make([]byte, KeySize))
 	if err != nil {

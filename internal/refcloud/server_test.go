@@ -274,7 +274,7 @@ func TestInventoryCarriesNoSecrets(t *testing.T) {
 	if err := json.Unmarshal(body, &inv); err != nil {
 		t.Fatal(err)
 	}
-	if len(inv.Tenants) != 2 || len(inv.Devices) != 5 {
+	if len(inv.Tenants) != 2 || len(inv.Devices) != 6 {
 		t.Fatalf("tenants %d devices %d", len(inv.Tenants), len(inv.Devices))
 	}
 	acme := inv.Tenants[0]
@@ -282,7 +282,7 @@ func TestInventoryCarriesNoSecrets(t *testing.T) {
 	if acme.ID != "acme" || len(acme.Credentials) != 1 || acme.Credentials[0].HA1SHA256 != wantHA1 {
 		t.Fatalf("acme = %+v", acme)
 	}
-	if acme.AllowCIDRs[0] != "127.0.0.0/8" || !acme.Options.AuthAllowedOutsideAllowlist {
+	if acme.AllowCIDRs[0] != "127.0.0.0/29" || !acme.Options.AuthAllowedOutsideAllowlist {
 		t.Fatalf("acme = %+v", acme)
 	}
 	if d := inv.Devices[2]; d.MAC != "001b54aabb01" || d.Brand != "cisco" || d.Tenant != "acme" {

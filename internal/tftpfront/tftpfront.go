@@ -23,6 +23,7 @@ import (
 
 	"github.com/provgate/provgate/internal/device"
 	"github.com/provgate/provgate/internal/gateway"
+	"github.com/provgate/provgate/internal/policy"
 )
 
 // The phrases sent to clients. pin/tftp sends a read handler's error text
@@ -38,6 +39,14 @@ var (
 // Opener is what the TFTP front needs of the gateway.
 type Opener interface {
 	Open(ctx context.Context, req gateway.Request) (*gateway.File, error)
+}
+
+// Authorizer is what the TFTP front needs of the policy.
+type Authorizer interface {
+	OnLAN(ip netip.Addr) bool
+	Decide(req policy.Request) policy.Decision
+	Refuse(req policy.Request, reason string)
+	CloudDenied(req policy.Request, d policy.Decision, cloudReason string)
 }
 
 // Config tunes the TFTP front.
@@ -57,20 +66,19 @@ type Stats struct {
 
 // Server serves TFTP on any number of bound sockets.
 type Server struct {
-	cfg      Config
-	gw       Opener
-	identify func(name, userAgent string) device.Identity
-	allowed  atomic.Pointer[func(netip.Addr) bool]
-	sem      chan struct{}
-	log      *slog.Logger
-	ctx      context.Context
-	cancel   context.CancelFunc
+	cfg    Config
+	gw     Opener
+	auth   Authorizer
+	sem    chan struct{}
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	served, refused, nonLAN, busy, badName atomic.Int64
 }
 
-// New returns a TFTP front for gw. allowed decides which sources are LAN.
-func New(gw Opener, allowed func(netip.Addr) bool, cfg Config) *Server {
+// New returns a TFTP front that asks auth and serves from gw.
+func New(gw Opener, auth Authorizer, cfg Config) *Server {
 	if cfg.MaxBlockSize <= 0 {
 		cfg.MaxBlockSize = 1468
 	}
@@ -89,14 +97,10 @@ func New(gw Opener, allowed func(netip.Addr) bool, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, gw: gw, identify: device.Identify, sem: make(chan struct{}, cfg.MaxTransfers), log: cfg.Logger}
+	s := &Server{cfg: cfg, gw: gw, auth: auth, sem: make(chan struct{}, cfg.MaxTransfers), log: cfg.Logger}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.SetAllowed(allowed)
 	return s
 }
-
-// SetAllowed replaces the LAN test, e.g. after a reload found new interfaces.
-func (s *Server) SetAllowed(allowed func(netip.Addr) bool) { s.allowed.Store(&allowed) }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
@@ -159,22 +163,26 @@ func (s *Server) handleWrite(filename string, wt io.WriterTo) error {
 	client := clientOf(wt)
 	s.refused.Add(1)
 	s.log.Warn("write request refused", "client", client.String(), "file", printable(filename))
+	s.auth.Refuse(policy.Request{Transport: policy.TFTP, Source: client, File: printable(filename)}, policy.DenyBadRequest)
 	return errAccess
 }
 
 func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	start := time.Now()
 	client := clientOf(rf)
+	req := policy.Request{Transport: policy.TFTP, Source: client, File: printable(filename)}
 	log := s.log.With("client", client.String())
-	if !(*s.allowed.Load())(client) {
+	if !s.auth.OnLAN(client) {
 		s.nonLAN.Add(1)
-		log.Warn("request from outside the LAN refused", "file", printable(filename))
+		s.auth.Refuse(req, policy.DenyNotLAN)
+		log.Warn("request from outside the LAN refused", "file", req.File)
 		return errAccess
 	}
 	name, err := CleanName(filename)
 	if err != nil {
 		s.badName.Add(1)
-		log.Warn("illegal file name refused", "file", printable(filename), "err", err)
+		s.auth.Refuse(req, policy.DenyBadRequest)
+		log.Warn("illegal file name refused", "file", req.File, "err", err)
 		return errIllegalName
 	}
 	select {
@@ -185,15 +193,26 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		log.Warn("transfer cap reached, request refused", "file", name, "max_transfers", s.cfg.MaxTransfers)
 		return errBusy
 	}
-	id := s.identify(name, "")
+	req.File, req.Identity = name, device.Identify(name, "")
+	id := req.Identity
 	log = log.With("mac", id.MAC, "file", name)
+	dec := s.auth.Decide(req)
+	if !dec.Allow {
+		s.refused.Add(1)
+		return errAccess // the policy logged and audited why
+	}
+	log = log.With("tenant", dec.Tenant)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.OpenTimeout)
 	defer cancel()
 	f, err := s.gw.Open(ctx, gateway.Request{
-		Name: name, MAC: id.MAC, Brand: id.Brand, Model: id.Model, Transport: "tftp", Client: client,
+		Name: name, MAC: id.MAC, Brand: id.Brand, Model: id.Model, Tenant: dec.Tenant, Transport: policy.TFTP, Client: client,
 	})
 	if err != nil {
 		s.refused.Add(1)
+		var refused *gateway.RefusedError
+		if errors.As(err, &refused) {
+			s.auth.CloudDenied(req, dec, refused.Reason)
+		}
 		wire := wireError(err)
 		log.Warn("transfer refused", "outcome", gateway.OutcomeError, "reply", wire.Error(), "err", err, "duration", time.Since(start))
 		return wire
@@ -203,7 +222,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		ot.SetSize(f.Size)
 	}
 	n, err := rf.ReadFrom(f)
-	attrs := []any{"bytes", n, "size", f.Size, "outcome", f.Outcome, "duration", time.Since(start)}
+	attrs := []any{"bytes", n, "size", f.Size, "outcome", f.Outcome, "reason", dec.Reason, "duration", time.Since(start)}
 	if err != nil {
 		log.Warn("transfer failed", append(attrs, "err", err)...)
 		return nil // pin/tftp has already ended the transfer

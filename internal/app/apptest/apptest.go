@@ -17,6 +17,7 @@ import (
 	"github.com/pin/tftp/v3"
 
 	"github.com/provgate/provgate/internal/app"
+	"github.com/provgate/provgate/internal/audit"
 	"github.com/provgate/provgate/internal/config"
 	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/refcloud/refcloudtest"
@@ -78,6 +79,8 @@ lan:
 tftp:
   port: %d
   timeout: 1s
+audit:
+  path: audit.db
 cache:
   path: cache.db
   key_file: cache.key
@@ -92,8 +95,20 @@ cache:
 	}
 	cfg.TFTP.Port = opts.TFTPPort // 0: any free port, which the file format does not allow
 	e.Config = cfg
+	e.start(t)
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("gateway stopped with %v", err)
+		}
+	})
+	return e
+}
+
+func (e *Env) start(t testing.TB) {
+	t.Helper()
 	log := app.NewLogger(config.Log{Level: "debug", Format: "text"}, e.Logs)
-	if e.App, err = app.New(context.Background(), cfg, e.ConfigPath, log); err != nil {
+	var err error
+	if e.App, err = app.New(context.Background(), e.Config, e.ConfigPath, log); err != nil {
 		t.Fatal(err)
 	}
 	if addrs := e.App.TFTPAddrs(); len(addrs) > 0 {
@@ -103,12 +118,23 @@ cache:
 	ctx, e.cancel = context.WithCancel(context.Background())
 	e.done = make(chan error, 1)
 	go func() { e.done <- e.App.Serve(ctx, e.Reload) }()
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Errorf("gateway stopped with %v", err)
-		}
-	})
-	return e
+}
+
+// Restart stops the gateway and starts it again on the same config,
+// cache and key, as after a reboot. The TFTP port stays the same.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.Config.TFTP.Port = int(e.TFTP.Port())
+	e.start(t)
+}
+
+// FetchAs reads name over TFTP from the source address src (a loopback
+// address), as a phone at that address would.
+func (e *Env) FetchAs(src, name string) ([]byte, error) {
+	return fetch(e.TFTP.String(), src, name, 0)
 }
 
 // Stop shuts the gateway down and returns Serve's error. Idempotent.
@@ -128,9 +154,18 @@ func (e *Env) Fetch(name string, blksize int) ([]byte, error) {
 
 // FetchFrom reads name from a TFTP server with pin/tftp's client.
 func FetchFrom(addr, name string, blksize int) ([]byte, error) {
+	return fetch(addr, "", name, blksize)
+}
+
+func fetch(addr, src, name string, blksize int) ([]byte, error) {
 	c, err := tftp.NewClient(addr)
 	if err != nil {
 		return nil, err
+	}
+	if src != "" {
+		if err := c.SetLocalAddr(src); err != nil {
+			return nil, err
+		}
 	}
 	c.SetTimeout(2 * time.Second)
 	c.SetRetries(3)
@@ -166,6 +201,19 @@ func (e *Env) FromCloud(t testing.TB, pathAndQuery string) []byte {
 		t.Fatalf("cloud %s: %d %v", pathAndQuery, resp.StatusCode, err)
 	}
 	return b
+}
+
+// AuditRows flushes the audit log and returns the rows matching f.
+func (e *Env) AuditRows(t testing.TB, f audit.Filter) []audit.Record {
+	t.Helper()
+	if err := e.App.Audit().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows, skipped, err := e.App.Audit().Query(context.Background(), f)
+	if err != nil || skipped != 0 {
+		t.Fatalf("audit query: %v (%d skipped)", err, skipped)
+	}
+	return rows
 }
 
 // WaitLog waits until the gateway's log contains s. A transfer's summary
