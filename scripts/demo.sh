@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 DEMO=${DEMO_DIR:-.demo}
 CLOUD=${DEMO_CLOUD:-127.0.0.1:9443}
 TFTP=${DEMO_TFTP:-127.0.0.1:6969}
+HTTPS=${DEMO_HTTPS:-127.0.0.1:8443}
 BIN=bin
 PKI=$DEMO/pki
 SITE=demo-site
@@ -59,6 +60,8 @@ setup() {
 	  networks: [127.0.0.0/8]
 	tftp:
 	  port: ${TFTP##*:}
+	https:
+	  port: ${HTTPS##*:}
 	cache:
 	  path: cache.db
 	  key_file: cache.key
@@ -78,7 +81,7 @@ start_origin() {
 }
 
 start_gateway() {
-	step "Start provgate serve (TFTP on $TFTP)"
+	step "Start provgate serve (TFTP on $TFTP, HTTPS on $HTTPS)"
 	$BIN/provgate serve --config "$DEMO/provgate.yaml" 2>>"$DEMO/gateway.log" &
 	echo $! >"$DEMO/gateway.pid"
 	wait_for "the gateway" grep -q 'provgate ready' "$DEMO/gateway.log"
@@ -142,6 +145,21 @@ full() {
 	sleep 0.2; grep 'msg=denied' "$DEMO/gateway.log" | tail -n1 | indent
 	ok "refused"
 
+	step "A modern phone over HTTPS: Digest credentials and a Yealink User-Agent (from 127.0.0.100, outside the allow-list)"
+	UA='Yealink SIP-T46S 66.86.0.15 00:15:65:12:34:56'
+	echo "    \$ curl -k --digest -u acme-prov:… -A '$UA' https://$HTTPS/001565123456.cfg"
+	code=$(curl -sS -k --interface 127.0.0.100 --digest -u acme-prov:acme-http-secret -A "$UA" -o "$DEMO/https.cfg" -w '%{http_code}' "https://$HTTPS/001565123456.cfg")
+	[ "$code" = 200 ] || fail "expected 200, got $code"
+	cmp -s "$DEMO/https.cfg" "$DEMO/001565123456.cfg" || fail "differs from the TFTP copy"
+	sleep 0.2; grep 'msg=request ' "$DEMO/gateway.log" | tail -n1 | indent
+	ok "200 after a Digest challenge, same bytes as over TFTP, from the same encrypted cache"
+
+	step "The same fetch with a wrong password"
+	code=$(curl -sS -k --interface 127.0.0.100 --digest -u acme-prov:wrong-password -A "$UA" -o "$DEMO/body" -w '%{http_code}' "https://$HTTPS/001565123456.cfg")
+	indent <"$DEMO/body"
+	[ "$code" = 401 ] || fail "expected 401, got $code"
+	ok "401: refused, and the failure counts towards the source's lockout"
+
 	step "Every decision is audited: provgate audit"
 	$BIN/provgate audit --config "$DEMO/provgate.yaml" --since 1h | indent
 	$BIN/provgate audit --config "$DEMO/provgate.yaml" --mac 00:15:65:00:00:ff | grep -q unknown_mac || fail "no audit row"
@@ -176,7 +194,7 @@ up)
 	setup
 	start_origin
 	start_gateway
-	printf '\nRunning. Cloud https://%s (mTLS, certs in %s), TFTP %s (loopback is LAN).\n' "$CLOUD" "$PKI" "$TFTP"
+	printf '\nRunning. Cloud https://%s (mTLS, certs in %s), TFTP %s, HTTPS https://%s (loopback is LAN).\n' "$CLOUD" "$PKI" "$TFTP" "$HTTPS"
 	printf 'Try: curl tftp://%s/001565123456.cfg    Logs: %s/*.log    Stop: make demo-down\n' "$TFTP" "$DEMO"
 	;;
 down)

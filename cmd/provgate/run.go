@@ -132,9 +132,18 @@ func checkConfig(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, p := range l.Networks() {
 		fmt.Fprintf(stdout, " %s", p)
 	}
-	fmt.Fprintf(stdout, "\n  TFTP would listen on:")
-	for _, a := range l.Addresses() {
-		fmt.Fprintf(stdout, " %s", net.JoinHostPort(a.Addr.String(), fmt.Sprint(cfg.TFTP.Port)))
+	for _, f := range []struct {
+		name string
+		on   bool
+		port int
+	}{{"TFTP", cfg.TFTPEnabled(), cfg.TFTP.Port}, {"HTTPS", cfg.HTTPSEnabled(), cfg.HTTPS.Port}} {
+		if !f.on {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n  %s would listen on:", f.name)
+		for _, a := range l.Addresses() {
+			fmt.Fprintf(stdout, " %s", net.JoinHostPort(a.Addr.String(), fmt.Sprint(f.port)))
+		}
 	}
 	fmt.Fprintln(stdout)
 	return nil

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,8 +22,10 @@ import (
 
 	"github.com/provgate/provgate/internal/audit"
 	"github.com/provgate/provgate/internal/cache"
+	"github.com/provgate/provgate/internal/certfile"
 	"github.com/provgate/provgate/internal/config"
 	"github.com/provgate/provgate/internal/gateway"
+	"github.com/provgate/provgate/internal/httpsfront"
 	"github.com/provgate/provgate/internal/inventory"
 	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
@@ -50,18 +50,34 @@ type App struct {
 	policy  *policy.Policy
 	gw      *gateway.Gateway
 	tftp    *tftpfront.Server
+	https   *httpsfront.Server
 
 	mu        sync.Mutex
 	lan       *lan.LAN
-	listeners map[netip.AddrPort]context.CancelFunc
-	pending   []*boundConn // bound by New or a reload, not yet served
+	listeners map[endpoint]*listener // serving
+	pending   []*listener            // bound by New or a reload, not yet served
 	group     *errgroup.Group
 	groupCtx  context.Context
 }
 
-type boundConn struct {
-	addr netip.AddrPort
-	conn *net.UDPConn
+// Protocols of listeners.
+const (
+	protoTFTP  = "tftp"
+	protoHTTPS = "https"
+)
+
+type endpoint struct {
+	proto string
+	addr  netip.AddrPort
+}
+
+// listener is one bound socket and how to serve it.
+type listener struct {
+	endpoint
+	serve  func(ctx context.Context) error
+	close  func() error
+	https  *httpsfront.Listener // for filter updates
+	cancel context.CancelFunc
 }
 
 // NewLogger builds the logger the config asks for.
@@ -79,7 +95,7 @@ func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // misconfiguration fails here, before anything is served. cfgPath is
 // re-read on Reload ("" disables reloading).
 func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger) (_ *App, err error) {
-	a := &App{cfgPath: cfgPath, cfg: cfg, log: log, listeners: map[netip.AddrPort]context.CancelFunc{}}
+	a := &App{cfgPath: cfgPath, cfg: cfg, log: log, listeners: map[endpoint]*listener{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -130,49 +146,122 @@ func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logg
 		MaxBlockSize: cfg.TFTP.MaxBlockSize, MaxTransfers: cfg.TFTP.MaxTransfers,
 		Timeout: cfg.TFTP.Timeout, Retries: cfg.TFTP.Retries, Logger: log,
 	})
-	if cfg.TFTPEnabled() {
-		for _, ap := range tftpAddrs(a.lan, cfg.TFTP.Port) {
-			if err := a.bind(ctx, ap); err != nil {
-				return nil, err
-			}
+	if cfg.HTTPSEnabled() {
+		if a.https, err = newHTTPS(cfg, a, log); err != nil {
+			return nil, err
+		}
+	}
+	for ep := range endpoints(cfg, a.lan) {
+		if err := a.bind(ctx, ep); err != nil {
+			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// newHTTPS builds the HTTPS front with the configured certificates, or a
+// self-signed one kept in the cache folder.
+func newHTTPS(cfg *config.Config, a *App, log *slog.Logger) (*httpsfront.Server, error) {
+	pairs := cfg.HTTPS.Certificates
+	if len(pairs) == 0 {
+		var hosts []string
+		for _, ad := range a.lan.Addresses() {
+			hosts = append(hosts, ad.Addr.WithZone("").String())
+		}
+		cert, key, created, err := httpsfront.SelfSigned(filepath.Dir(cfg.Cache.Path), hosts)
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("HTTPS uses a self-signed certificate: phones must trust it or skip verification; set https.certificates for an enterprise or public one",
+			"cert", cert, "created", created)
+		pairs = []config.CertPair{{Cert: cert, Key: key}}
+	}
+	var certs []*certfile.Reloader
+	for i, p := range pairs {
+		r, err := certfile.New(p.Cert, p.Key)
+		if err != nil {
+			return nil, fmt.Errorf("https.certificates[%d]: %w", i, err)
+		}
+		certs = append(certs, r)
+	}
+	return httpsfront.New(a.gw, a.policy, a.inv.Current, httpsfront.Config{
+		PathPrefix: cfg.HTTPS.PathPrefix, Certificates: certs, NonceLifetime: cfg.HTTPS.NonceLifetime, Logger: log,
+	})
+}
+
+// endpoints lists what cfg wants bound on the LAN's addresses.
+func endpoints(cfg *config.Config, l *lan.LAN) map[endpoint]bool {
+	out := map[endpoint]bool{}
+	for _, ad := range l.Addresses() {
+		if cfg.TFTPEnabled() {
+			out[endpoint{protoTFTP, netip.AddrPortFrom(ad.Addr, uint16(cfg.TFTP.Port))}] = true
+		}
+		if cfg.HTTPSEnabled() {
+			out[endpoint{protoHTTPS, netip.AddrPortFrom(ad.Addr, uint16(cfg.HTTPS.Port))}] = true
+		}
+	}
+	return out
 }
 
 func discoverLAN(cfg *config.Config) (*lan.LAN, error) {
 	return lan.Discover(lan.Config{Networks: cfg.LANNetworks(), Template: cfg.LAN.Template, LinkLocal: cfg.LAN.LinkLocal})
 }
 
-func tftpAddrs(l *lan.LAN, port int) []netip.AddrPort {
-	var out []netip.AddrPort
-	for _, a := range l.Addresses() {
-		out = append(out, netip.AddrPortFrom(a.Addr, uint16(port)))
+// bind opens ep's socket and queues it to be served.
+func (a *App) bind(ctx context.Context, ep endpoint) error {
+	l := &listener{}
+	switch ep.proto {
+	case protoTFTP:
+		conn, err := tftpfront.Listen(ctx, ep.addr, int(a.cfg.TFTP.ReadBuffer))
+		if err != nil {
+			return err
+		}
+		l.addr = netip.MustParseAddrPort(conn.LocalAddr().String())
+		l.serve = func(ctx context.Context) error { return a.tftp.Serve(ctx, conn, ShutdownGrace) }
+		l.close = conn.Close
+	case protoHTTPS:
+		ln, err := httpsfront.Listen(ctx, ep.addr, a.lan.Networks())
+		if err != nil {
+			return err
+		}
+		if !ln.Filtered() {
+			a.log.Warn("this kernel does not filter sockets: HTTPS connections from outside the LAN are closed once accepted, before TLS", "addr", ep.addr.String())
+		}
+		l.addr = netip.MustParseAddrPort(ln.Addr().String())
+		l.serve = func(ctx context.Context) error { return a.https.Serve(ctx, ln, ShutdownGrace) }
+		l.close, l.https = ln.Close, ln
 	}
-	return out
-}
-
-func (a *App) bind(ctx context.Context, ap netip.AddrPort) error {
-	conn, err := tftpfront.Listen(ctx, ap, int(a.cfg.TFTP.ReadBuffer))
-	if err != nil {
-		return err
-	}
-	bound := netip.MustParseAddrPort(conn.LocalAddr().String())
-	a.pending = append(a.pending, &boundConn{addr: bound, conn: conn})
+	l.proto = ep.proto
+	a.pending = append(a.pending, l)
 	return nil
 }
 
-// TFTPAddrs lists the addresses TFTP is bound to.
-func (a *App) TFTPAddrs() []netip.AddrPort {
+func (a *App) addrs(proto string) []netip.AddrPort {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := slices.Collect(maps.Keys(a.listeners))
+	var out []netip.AddrPort
+	for ep := range a.listeners {
+		if ep.proto == proto {
+			out = append(out, ep.addr)
+		}
+	}
 	for _, p := range a.pending {
-		out = append(out, p.addr)
+		if p.proto == proto {
+			out = append(out, p.addr)
+		}
 	}
 	slices.SortFunc(out, func(x, y netip.AddrPort) int { return x.Compare(y) })
 	return out
 }
+
+// TFTPAddrs lists the addresses TFTP is bound to.
+func (a *App) TFTPAddrs() []netip.AddrPort { return a.addrs(protoTFTP) }
+
+// HTTPSStats exposes the HTTPS counters.
+func (a *App) HTTPSStats() httpsfront.Stats { return a.https.Stats() }
+
+// HTTPSAddrs lists the addresses HTTPS is bound to.
+func (a *App) HTTPSAddrs() []netip.AddrPort { return a.addrs(protoHTTPS) }
 
 // Gateway exposes the read path (for status and tests).
 func (a *App) Gateway() *gateway.Gateway { return a.gw }
@@ -197,7 +286,7 @@ func (a *App) Serve(ctx context.Context, reload <-chan struct{}) error {
 	a.startPending()
 	a.mu.Unlock()
 	age, known := a.inv.Age(time.Now())
-	a.log.Info("provgate ready", "tftp", addrList(a.TFTPAddrs()), "lan", prefixList(a.lan.Networks()), "cloud", a.cfg.Cloud.URL,
+	a.log.Info("provgate ready", "tftp", addrList(a.TFTPAddrs()), "https", addrList(a.HTTPSAddrs()), "lan", prefixList(a.lan.Networks()), "cloud", a.cfg.Cloud.URL,
 		"devices", len(a.inv.Current().Devices), "inventory_known", known, "inventory_age", age.Round(time.Second))
 	g.Go(func() error { return a.audit.Run(gctx) })
 	g.Go(func() error { return a.inv.Run(gctx, a.cfg.Inventory.Refresh) })
@@ -223,25 +312,28 @@ func (a *App) Serve(ctx context.Context, reload <-chan struct{}) error {
 
 // startPending serves the sockets bound but not yet served. a.mu held.
 func (a *App) startPending() {
-	for _, p := range a.pending {
+	for _, l := range a.pending {
 		lctx, cancel := context.WithCancel(a.groupCtx)
-		a.listeners[p.addr] = cancel
+		l.cancel = cancel
+		a.listeners[l.endpoint] = l
 		a.group.Go(func() error {
-			err := a.tftp.Serve(lctx, p.conn, ShutdownGrace)
-			p.conn.Close()
+			err := l.serve(lctx)
+			l.close()
 			if lctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("tftp %s: %w", p.addr, err)
+			return fmt.Errorf("%s %s: %w", l.proto, l.addr, err)
 		})
 	}
 	a.pending = nil
 }
 
 // Reload re-reads the config file and re-evaluates the LAN: the source
-// filter follows the new networks at once, listeners are opened on new LAN
-// addresses and closed on vanished ones. Cloud and cache settings take
-// effect at the next restart. A config that does not load changes nothing.
+// filters (policy and HTTPS socket filters) follow the new networks at
+// once, listeners are opened on new LAN addresses and closed on vanished
+// ones. Cloud, cache and certificate settings take effect at the next
+// restart (certificate files themselves are re-read when they change). A
+// config that does not load changes nothing.
 func (a *App) Reload(ctx context.Context) error {
 	if a.cfgPath == "" {
 		return errors.New("no config file to reload")
@@ -256,43 +348,42 @@ func (a *App) Reload(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	want := map[netip.AddrPort]bool{}
-	if cfg.TFTPEnabled() {
-		for _, ap := range tftpAddrs(l, cfg.TFTP.Port) {
-			want[ap] = true
-		}
-	}
-	var opened []netip.AddrPort
-	for ap := range want {
-		if _, ok := a.listeners[ap]; !ok {
-			if err := a.bind(ctx, ap); err != nil {
+	want := endpoints(cfg, l)
+	var opened, closed []string
+	for ep := range want {
+		if _, ok := a.listeners[ep]; !ok {
+			if err := a.bind(ctx, ep); err != nil {
 				for _, p := range a.pending {
-					p.conn.Close()
+					p.close()
 				}
 				a.pending = nil
 				return err
 			}
-			opened = append(opened, ap)
+			opened = append(opened, ep.proto+" "+ep.addr.String())
 		}
 	}
 	a.lan = l
 	a.policy.SetLAN(l.Contains)
-	var closed []netip.AddrPort
-	for ap, cancel := range a.listeners {
-		if !want[ap] {
-			cancel()
-			delete(a.listeners, ap)
-			closed = append(closed, ap)
+	for ep, ln := range a.listeners {
+		switch {
+		case !want[ep]:
+			ln.cancel()
+			delete(a.listeners, ep)
+			closed = append(closed, ep.proto+" "+ep.addr.String())
+		case ln.https != nil && ln.https.Filtered():
+			if err := ln.https.SetLAN(l.Networks()); err != nil {
+				a.log.Error("update HTTPS socket filter", "addr", ep.addr.String(), "err", err)
+			}
 		}
 	}
 	a.startPending()
-	a.log.Info("configuration reloaded", "lan", prefixList(l.Networks()), "tftp_opened", addrList(opened), "tftp_closed", addrList(closed))
+	a.log.Info("configuration reloaded", "lan", prefixList(l.Networks()), "opened", strings.Join(opened, ", "), "closed", strings.Join(closed, ", "))
 	return nil
 }
 
 func (a *App) close() {
 	for _, p := range a.pending {
-		p.conn.Close()
+		p.close()
 	}
 	if a.origin != nil {
 		a.origin.Close()

@@ -66,6 +66,22 @@ func TestOnlyLANHostsGetFiles(t *testing.T) {
 	}
 	e.WaitLog(t, "request from outside the LAN refused")
 	e.WaitLog(t, "client=198.51.100.2")
+
+	// HTTPS: the LAN host is served; the WAN host gets no HTTP answer at
+	// all, not even a TLS handshake (its SYN is filtered where the kernel
+	// filters sockets, its connection closed at accept elsewhere).
+	httpsURL := fmt.Sprintf("https://%s/000000000000.cfg", netip.AddrPortFrom(lanHost.Peer, e.HTTPS.Port()))
+	code, err := lanHost.Command("curl", "-sS", "-k", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", httpsURL).Output()
+	if err != nil || string(code) != "200" {
+		t.Fatalf("LAN host over HTTPS: %v %s", err, code)
+	}
+	code, err = wanHost.Command("curl", "-sS", "-k", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", httpsURL).Output()
+	if err == nil || string(code) != "000" {
+		t.Fatalf("WAN host over HTTPS: %v, status %s", err, code)
+	}
+	if rows := e.AuditRows(t, audit.Filter{Source: wanHost.Addr.String()}); len(rows) != 1 || rows[0].Transport != "tftp" {
+		t.Fatalf("the WAN host's HTTPS attempt reached the policy: %+v", rows)
+	}
 }
 
 // TestReloadFollowsTheLAN adds a network to the config and reloads: the

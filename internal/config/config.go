@@ -24,6 +24,7 @@ type Config struct {
 	Cloud     Cloud     `yaml:"cloud"`
 	LAN       LAN       `yaml:"lan"`
 	TFTP      TFTP      `yaml:"tftp"`
+	HTTPS     HTTPS     `yaml:"https"`
 	Cache     Cache     `yaml:"cache"`
 	Inventory Inventory `yaml:"inventory"`
 	Policy    Policy    `yaml:"policy"`
@@ -79,6 +80,24 @@ type TFTP struct {
 	Retries      int           `yaml:"retries"`
 	ReadBuffer   Size          `yaml:"read_buffer"`
 }
+
+// HTTPS configures the HTTPS front.
+type HTTPS struct {
+	Enabled       *bool         `yaml:"enabled"`
+	Port          int           `yaml:"port"`
+	PathPrefix    string        `yaml:"path_prefix"`
+	Certificates  []CertPair    `yaml:"certificates"`
+	NonceLifetime time.Duration `yaml:"nonce_lifetime"`
+}
+
+// CertPair is a certificate and its key, PEM files.
+type CertPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HTTPSEnabled reports whether HTTPS is served.
+func (c *Config) HTTPSEnabled() bool { return c.HTTPS.Enabled == nil || *c.HTTPS.Enabled }
 
 // Cache configures the encrypted cache.
 type Cache struct {
@@ -168,6 +187,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.TFTP.ReadBuffer == 0 {
 		c.TFTP.ReadBuffer = 4 << 20
+	}
+	if c.HTTPS.Port == 0 {
+		c.HTTPS.Port = 443
+	}
+	if c.HTTPS.PathPrefix == "" {
+		c.HTTPS.PathPrefix = "/"
+	}
+	if c.HTTPS.NonceLifetime == 0 {
+		c.HTTPS.NonceLifetime = 5 * time.Minute
 	}
 	if c.Cache.Path == "" {
 		c.Cache.Path = "/var/lib/provgate/cache.db"
@@ -261,6 +289,20 @@ func (c *Config) Validate() error {
 	if c.TFTP.Retries < 1 || c.TFTP.Retries > 20 {
 		bad("tftp.retries", "%d: want 1 to 20", c.TFTP.Retries)
 	}
+	if c.HTTPS.Port < 1 || c.HTTPS.Port > 65535 {
+		bad("https.port", "%d: want 1 to 65535", c.HTTPS.Port)
+	}
+	if !strings.HasPrefix(c.HTTPS.PathPrefix, "/") || !strings.HasSuffix(c.HTTPS.PathPrefix, "/") {
+		bad("https.path_prefix", "%q: must start and end with /", c.HTTPS.PathPrefix)
+	}
+	for i, p := range c.HTTPS.Certificates {
+		if p.Cert == "" || p.Key == "" {
+			bad(fmt.Sprintf("https.certificates[%d]", i), "want both cert and key")
+		}
+	}
+	if c.HTTPS.NonceLifetime < 10*time.Second || c.HTTPS.NonceLifetime > 24*time.Hour {
+		bad("https.nonce_lifetime", "%v: want 10s to 24h", c.HTTPS.NonceLifetime)
+	}
 	if c.Cache.MaxSize < 1<<20 {
 		bad("cache.max_size", "%d bytes: want at least 1MiB", c.Cache.MaxSize)
 	}
@@ -310,7 +352,11 @@ func (c *Config) LANNetworks() []netip.Prefix {
 }
 
 func (c *Config) resolvePaths(dir string) {
-	for _, p := range []*string{&c.Cloud.CA, &c.Cloud.Cert, &c.Cloud.Key, &c.Cache.Path, &c.Cache.KeyFile, &c.Audit.Path} {
+	paths := []*string{&c.Cloud.CA, &c.Cloud.Cert, &c.Cloud.Key, &c.Cache.Path, &c.Cache.KeyFile, &c.Audit.Path}
+	for i := range c.HTTPS.Certificates {
+		paths = append(paths, &c.HTTPS.Certificates[i].Cert, &c.HTTPS.Certificates[i].Key)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

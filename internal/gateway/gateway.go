@@ -89,10 +89,13 @@ type Request struct {
 	Client    netip.Addr
 }
 
-// key is the cache key: the file name and the identity the cloud answers
-// for. Transport and client address are informational and not part of it.
+// key is the cache key: the file name, the device and the tenant the cloud
+// answers for. Brand and model are checked against the inventory before a
+// request gets here, and transport and client address are informational,
+// so none of them splits the cache: a phone gets the same copy over TFTP
+// and HTTPS.
 func (r Request) key() string {
-	return strings.Join([]string{"v1", r.Name, r.MAC, r.Tenant, r.Brand, r.Model}, "\x00")
+	return strings.Join([]string{"v1", r.Name, r.MAC, r.Tenant}, "\x00")
 }
 
 // Config tunes a Gateway.

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/provgate/provgate/internal/certfile"
 	"github.com/provgate/provgate/internal/originapi"
 )
 
@@ -54,7 +55,6 @@ type Client struct {
 	cfg     Config
 	sem     chan struct{}
 	log     *slog.Logger
-	certs   *certReloader
 	timeout time.Duration
 }
 
@@ -81,15 +81,15 @@ func New(cfg Config) (*Client, error) {
 	if !roots.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("origin: cloud CA %s holds no PEM certificate", cfg.CAFile)
 	}
-	certs := &certReloader{certFile: cfg.CertFile, keyFile: cfg.KeyFile}
-	if _, err := certs.get(); err != nil {
-		return nil, err
+	certs, err := certfile.New(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("origin: client certificate: %w", err)
 	}
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{
 			MinVersion:           tls.VersionTLS13,
 			RootCAs:              roots,
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return certs.get() },
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return certs.Get() },
 		},
 		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   cfg.Timeout,
@@ -99,7 +99,7 @@ func New(cfg Config) (*Client, error) {
 		ForceAttemptHTTP2:     true,
 	}
 	return &Client{
-		base: base, cfg: cfg, log: cfg.Logger, certs: certs, timeout: cfg.Timeout,
+		base: base, cfg: cfg, log: cfg.Logger, timeout: cfg.Timeout,
 		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("origin: the cloud does not redirect")
 		}},
@@ -297,46 +297,4 @@ func (v *verifier) Read(p []byte) (int, error) {
 func (v *verifier) Close() error {
 	defer v.release()
 	return v.c.Close()
-}
-
-// certReloader serves the client certificate, reloading it when either
-// file's modification time or size changes.
-type certReloader struct {
-	certFile, keyFile string
-	mu                sync.Mutex
-	stamp             string
-	cert              *tls.Certificate
-}
-
-func (r *certReloader) get() (*tls.Certificate, error) {
-	stamp, err := fileStamp(r.certFile, r.keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("origin: client certificate: %w", err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cert != nil && stamp == r.stamp {
-		return r.cert, nil
-	}
-	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
-	if err != nil {
-		if r.cert != nil { // mid-rotation: keep the one that worked
-			return r.cert, nil
-		}
-		return nil, fmt.Errorf("origin: client certificate: %w", err)
-	}
-	r.cert, r.stamp = &pair, stamp
-	return r.cert, nil
-}
-
-func fileStamp(paths ...string) (string, error) {
-	var b strings.Builder
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(&b, "%d/%d;", fi.ModTime().UnixNano(), fi.Size())
-	}
-	return b.String(), nil
 }

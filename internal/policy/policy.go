@@ -9,6 +9,8 @@ package policy
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,8 @@ type Request struct {
 	// AuthTenant is the tenant whose credentials the request carried and
 	// that the front verified (HTTPS); "" when none.
 	AuthTenant string
+	// AuthFailed says credentials were offered and did not verify.
+	AuthFailed bool
 }
 
 // Decision is the answer, with the tenant and device it was made for.
@@ -67,9 +71,9 @@ type Decision struct {
 	Reason string
 	Tenant string
 	Device *originapi.Device
-	// Challenge is set on denials that valid credentials would turn into an
-	// allow (HTTPS answers 401 with a challenge for the tenant).
-	Challenge *inventory.Tenant
+	// Challenge lists, on denials that valid credentials would turn into an
+	// allow, the tenants whose credentials would (HTTPS answers 401).
+	Challenge []*inventory.Tenant
 }
 
 // Neighbours looks up the link-layer address behind an IP.
@@ -195,7 +199,14 @@ func (p *Policy) decide(req Request) Decision {
 			tenant = inv.Tenants[req.AuthTenant]
 		}
 		if tenant == nil {
-			return Decision{Reason: DenyNotAllowlisted}
+			d := Decision{Reason: DenyNotAllowlisted}
+			if req.Transport == HTTPS {
+				d.Challenge = outsideTenants(inv)
+				if len(d.Challenge) > 0 {
+					d.Reason = authReason(req)
+				}
+			}
+			return d
 		}
 	}
 	d := Decision{Tenant: tenant.ID, Device: dev}
@@ -212,13 +223,13 @@ func (p *Policy) decide(req Request) Decision {
 	case req.Transport != HTTPS && opts.AuthRequiredInAllowlist:
 		d.Reason = DenyAuthRequired
 	case inAllow && opts.AuthRequiredInAllowlist && !authed:
-		d.Reason, d.Challenge = DenyAuthRequired, tenant
+		d.Reason, d.Challenge = authReason(req), []*inventory.Tenant{tenant}
 	case inAllow:
 		d.Allow, d.Reason = true, AllowAllowlist
 	case opts.AuthAllowedOutsideAllowlist && authed:
 		d.Allow, d.Reason = true, AllowCredentials
 	case opts.AuthAllowedOutsideAllowlist:
-		d.Reason, d.Challenge = DenyAuthRequired, tenant
+		d.Reason, d.Challenge = authReason(req), []*inventory.Tenant{tenant}
 	default:
 		d.Reason = DenyNotAllowlisted
 	}
@@ -232,6 +243,28 @@ func (p *Policy) decide(req Request) Decision {
 		return Decision{Reason: reason, Tenant: tenant.ID, Device: dev}
 	}
 	return d
+}
+
+// authReason tells a request without credentials from one whose
+// credentials failed.
+func authReason(req Request) string {
+	if req.AuthFailed {
+		return DenyAuthFailed
+	}
+	return DenyAuthRequired
+}
+
+// outsideTenants are the tenants that accept credentials from outside their
+// allow-lists, in ID order.
+func outsideTenants(inv *inventory.Index) []*inventory.Tenant {
+	var out []*inventory.Tenant
+	for _, t := range inv.Tenants {
+		if t.Options.AuthAllowedOutsideAllowlist {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b *inventory.Tenant) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // checkL2 applies the neighbour-table check when it is on for the tenant:

@@ -12,16 +12,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pin/tftp/v3"
 
 	"github.com/provgate/provgate/internal/device"
+	"github.com/provgate/provgate/internal/filename"
 	"github.com/provgate/provgate/internal/gateway"
 	"github.com/provgate/provgate/internal/policy"
 )
@@ -159,18 +157,18 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn, grace time.Durati
 
 // handleWrite refuses every write request; phones that upload logs are
 // told so and the attempt is logged.
-func (s *Server) handleWrite(filename string, wt io.WriterTo) error {
+func (s *Server) handleWrite(fname string, wt io.WriterTo) error {
 	client := clientOf(wt)
 	s.refused.Add(1)
-	s.log.Warn("write request refused", "client", client.String(), "file", printable(filename))
-	s.auth.Refuse(policy.Request{Transport: policy.TFTP, Source: client, File: printable(filename)}, policy.DenyBadRequest)
+	s.log.Warn("write request refused", "client", client.String(), "file", filename.Quote(fname))
+	s.auth.Refuse(policy.Request{Transport: policy.TFTP, Source: client, File: filename.Quote(fname)}, policy.DenyBadRequest)
 	return errAccess
 }
 
-func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
+func (s *Server) handleRead(fname string, rf io.ReaderFrom) error {
 	start := time.Now()
 	client := clientOf(rf)
-	req := policy.Request{Transport: policy.TFTP, Source: client, File: printable(filename)}
+	req := policy.Request{Transport: policy.TFTP, Source: client, File: filename.Quote(fname)}
 	log := s.log.With("client", client.String())
 	if !s.auth.OnLAN(client) {
 		s.nonLAN.Add(1)
@@ -178,7 +176,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		log.Warn("request from outside the LAN refused", "file", req.File)
 		return errAccess
 	}
-	name, err := CleanName(filename)
+	name, err := filename.Clean(fname)
 	if err != nil {
 		s.badName.Add(1)
 		s.auth.Refuse(req, policy.DenyBadRequest)
@@ -242,33 +240,6 @@ func wireError(err error) error {
 	return errUnavailable
 }
 
-// MaxNameLen bounds a requested name (bytes).
-const MaxNameLen = 255
-
-// CleanName normalises a requested file name: a leading '/' is dropped and
-// the path cleaned. It refuses empty or over-long names, names that are not
-// UTF-8, control bytes, backslashes, and any '..' or dot-file element.
-func CleanName(name string) (string, error) {
-	switch {
-	case len(name) > MaxNameLen:
-		return "", fmt.Errorf("name longer than %d bytes", MaxNameLen)
-	case !utf8.ValidString(name):
-		return "", errors.New("name is not UTF-8")
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }):
-		return "", errors.New("name has a control byte or backslash")
-	}
-	for elem := range strings.SplitSeq(name, "/") {
-		if elem == ".." || strings.HasPrefix(elem, ".") && elem != "." {
-			return "", errors.New("name has a '..' or dot-file element")
-		}
-	}
-	clean := strings.TrimPrefix(path.Clean("/"+name), "/")
-	if clean == "" {
-		return "", errors.New("empty name")
-	}
-	return clean, nil
-}
-
 type remote interface{ RemoteAddr() net.UDPAddr }
 
 func clientOf(t any) netip.Addr {
@@ -278,12 +249,4 @@ func clientOf(t any) netip.Addr {
 	}
 	ua := r.RemoteAddr()
 	return ua.AddrPort().Addr().Unmap()
-}
-
-// printable quotes a name for the log, so control bytes cannot forge lines.
-func printable(s string) string {
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return fmt.Sprintf("%q", s)
 }

@@ -32,6 +32,10 @@ type Options struct {
 	LAN       []string            // lan.networks; default 127.0.0.0/8
 	Site      string              // client certificate to use; default refcloudtest.Site
 	TFTPPort  int                 // default 0: any free port
+	HTTPSPort int                 // default 0: any free port
+	// HTTPSCerts are certificate and key files for https.certificates;
+	// default none: a self-signed certificate.
+	HTTPSCerts [][2]string
 }
 
 // Env is a running gateway and its cloud.
@@ -43,6 +47,7 @@ type Env struct {
 	Dir        string
 	Logs       *testutil.SyncBuffer
 	TFTP       netip.AddrPort // the first TFTP address
+	HTTPS      netip.AddrPort // the first HTTPS address
 
 	cancel context.CancelFunc
 	done   chan error
@@ -79,12 +84,15 @@ lan:
 tftp:
   port: %d
   timeout: 1s
+https:
+  port: %d
+  certificates: [%s]
 audit:
   path: audit.db
 cache:
   path: cache.db
   key_file: cache.key
-%s`, e.Cloud.URL, e.Cloud.CAFile(), cert, key, strings.Join(opts.LAN, ", "), max(opts.TFTPPort, 1), opts.ExtraYAML)
+%s`, e.Cloud.URL, e.Cloud.CAFile(), cert, key, strings.Join(opts.LAN, ", "), max(opts.TFTPPort, 1), max(opts.HTTPSPort, 1), certList(opts.HTTPSCerts), opts.ExtraYAML)
 	e.ConfigPath = filepath.Join(e.Dir, "provgate.yaml")
 	if err := os.WriteFile(e.ConfigPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -94,6 +102,7 @@ cache:
 		t.Fatal(err)
 	}
 	cfg.TFTP.Port = opts.TFTPPort // 0: any free port, which the file format does not allow
+	cfg.HTTPS.Port = opts.HTTPSPort
 	e.Config = cfg
 	e.start(t)
 	t.Cleanup(func() {
@@ -114,6 +123,9 @@ func (e *Env) start(t testing.TB) {
 	if addrs := e.App.TFTPAddrs(); len(addrs) > 0 {
 		e.TFTP = addrs[0]
 	}
+	if addrs := e.App.HTTPSAddrs(); len(addrs) > 0 {
+		e.HTTPS = addrs[0]
+	}
 	var ctx context.Context
 	ctx, e.cancel = context.WithCancel(context.Background())
 	e.done = make(chan error, 1)
@@ -128,6 +140,7 @@ func (e *Env) Restart(t testing.TB) {
 		t.Fatal(err)
 	}
 	e.Config.TFTP.Port = int(e.TFTP.Port())
+	e.Config.HTTPS.Port = int(e.HTTPS.Port())
 	e.start(t)
 }
 
@@ -135,6 +148,14 @@ func (e *Env) Restart(t testing.TB) {
 // address), as a phone at that address would.
 func (e *Env) FetchAs(src, name string) ([]byte, error) {
 	return fetch(e.TFTP.String(), src, name, 0)
+}
+
+func certList(pairs [][2]string) string {
+	var s []string
+	for _, p := range pairs {
+		s = append(s, fmt.Sprintf("{cert: %q, key: %q}", p[0], p[1]))
+	}
+	return strings.Join(s, ", ")
 }
 
 // Stop shuts the gateway down and returns Serve's error. Idempotent.

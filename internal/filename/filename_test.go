@@ -1,11 +1,11 @@
-package tftpfront
+package filename
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestCleanName(t *testing.T) {
+func TestClean(t *testing.T) {
 	tests := []struct {
 		in, want string
 		ok       bool
@@ -27,28 +27,28 @@ func TestCleanName(t *testing.T) {
 		{strings.Repeat("x", 256), "", false},
 	}
 	for _, tt := range tests {
-		got, err := CleanName(tt.in)
+		got, err := Clean(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("CleanName(%q) = %q, %v", tt.in, got, err)
+			t.Errorf("Clean(%q) = %q, %v", tt.in, got, err)
 		}
 	}
 }
 
-func FuzzCleanName(f *testing.F) {
+func FuzzClean(f *testing.F) {
 	for _, s := range []string{"a.cfg", "../x", "/a//b", "a\x00", "./.x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := CleanName(s)
+		got, err := Clean(s)
 		if err != nil {
 			return
 		}
-		if got == "" || strings.HasPrefix(got, "/") || strings.Contains(got, "..") || len(got) > MaxNameLen {
-			t.Fatalf("CleanName(%q) = %q", s, got)
+		if got == "" || strings.HasPrefix(got, "/") || strings.Contains(got, "..") || len(got) > MaxLen {
+			t.Fatalf("Clean(%q) = %q", s, got)
 		}
 		for _, c := range []byte(got) {
 			if c < 0x20 || c == 0x7f || c == '\\' {
-				t.Fatalf("CleanName(%q) kept byte %#x", s, c)
+				t.Fatalf("Clean(%q) kept byte %#x", s, c)
 			}
 		}
 	})
