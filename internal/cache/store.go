@@ -69,6 +69,7 @@ func (m Meta) Expired(now time.Time) time.Duration {
 // Options tune a Store.
 type Options struct {
 	MaxBytes int64        // size cap of content; 0 means no cap
+	HotBytes int64        // memory for recently used small entries; default 16 MiB, <0 none
 	Logger   *slog.Logger // alarms and evictions
 }
 
@@ -87,6 +88,7 @@ type Store struct {
 	opts     Options
 	log      *slog.Logger
 	bufs     sync.Pool
+	hot      *hot
 
 	corrupt atomic.Int64
 	evicted atomic.Int64
@@ -144,7 +146,10 @@ func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
-	s := &Store{rdb: rdb, wdb: wdb, key: key, opts: opts, log: opts.Logger}
+	if opts.HotBytes == 0 {
+		opts.HotBytes = 16 << 20
+	}
+	s := &Store{rdb: rdb, wdb: wdb, key: key, opts: opts, log: opts.Logger, hot: newHot(opts.HotBytes)}
 	s.bufs.New = func() any { b := make([]byte, ChunkSize); return &b }
 	return s, nil
 }
@@ -193,6 +198,7 @@ func chunkCount(m Meta) int {
 // alarm records an entry that failed to open and removes it, so the next
 // request refetches it.
 func (s *Store) alarm(ctx context.Context, version int64, why string) {
+	s.hot.dropVersion(version)
 	s.corrupt.Add(1)
 	s.log.Error("cache entry failed to open: dropped, will refetch", "version", version, "why", why)
 	if _, err := s.wdb.ExecContext(context.WithoutCancel(ctx), `DELETE FROM entries WHERE id = ?`, version); err != nil {
@@ -203,6 +209,9 @@ func (s *Store) alarm(ctx context.Context, version int64, why string) {
 // Lookup returns the metadata stored for cacheKey. A missing entry and one
 // that fails to open (which raises an alarm and is dropped) are ErrNotFound.
 func (s *Store) Lookup(ctx context.Context, cacheKey string) (Meta, error) {
+	if e, ok := s.hot.get(cacheKey); ok {
+		return e.meta, nil
+	}
 	var (
 		m      Meta
 		sealed []byte
@@ -226,6 +235,9 @@ func (s *Store) Lookup(ctx context.Context, cacheKey string) (Meta, error) {
 	if err != nil || m.Chunks != chunkCount(m) {
 		s.alarm(ctx, m.Version, "metadata")
 		return Meta{}, ErrNotFound
+	}
+	if m.Status != 200 {
+		s.hot.put(cacheKey, m, nil) // refusals are remembered in memory too
 	}
 	return m, nil
 }
@@ -276,6 +288,7 @@ func (s *Store) Put(ctx context.Context, cacheKey string, m Meta, body io.Reader
 		return Meta{}, fmt.Errorf("cache: put: %w", err)
 	}
 	committed = true
+	s.hot.drop(cacheKey)
 	m.lastUsed = now
 	if err := s.evict(ctx, m.Version); err != nil {
 		s.log.Warn("cache eviction failed", "err", err)
@@ -357,13 +370,16 @@ func (s *Store) Touch(ctx context.Context, cacheKey string, m Meta) error {
 		return fmt.Errorf("cache: touch: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		s.hot.drop(cacheKey)
 		return ErrNotFound
 	}
+	s.hot.touch(cacheKey, m)
 	return nil
 }
 
 // Delete removes cacheKey's entry, if any.
 func (s *Store) Delete(ctx context.Context, cacheKey string) error {
+	s.hot.drop(cacheKey)
 	_, err := s.wdb.ExecContext(ctx, `DELETE FROM entries WHERE lookup = ?`, s.key.Lookup(cacheKey))
 	return err
 }
@@ -387,6 +403,7 @@ func (s *Store) evict(ctx context.Context, keep int64) error {
 		if err != nil {
 			return err
 		}
+		s.hot.dropVersion(id)
 		if _, err := s.wdb.ExecContext(ctx, `DELETE FROM entries WHERE id = ?`, id); err != nil {
 			return err
 		}
@@ -416,6 +433,11 @@ func (s *Store) NewReader(ctx context.Context, cacheKey string, m Meta) (*Reader
 	}
 	if now := time.Now().Unix(); now-m.lastUsed >= int64(lastUsedEvery/time.Second) {
 		s.wdb.ExecContext(ctx, `UPDATE entries SET last_used = ? WHERE id = ?`, now, m.Version)
+		m.lastUsed = now
+		s.hot.touch(cacheKey, m)
+	}
+	if e, ok := s.hot.get(cacheKey); ok && e.data != nil && e.meta.Version == m.Version {
+		return &Reader{s: s, ctx: ctx, key: cacheKey, m: m, cur: e.data, next: m.Chunks}, nil
 	}
 	r := &Reader{s: s, ctx: ctx, key: cacheKey, m: m}
 	bp := s.bufs.Get().(*[]byte)
@@ -423,6 +445,9 @@ func (s *Store) NewReader(ctx context.Context, cacheKey string, m Meta) (*Reader
 	if err := r.load(); err != nil {
 		r.Close()
 		return nil, err
+	}
+	if m.Chunks == 1 {
+		s.hot.put(cacheKey, m, bytes.Clone(r.cur))
 	}
 	return r, nil
 }

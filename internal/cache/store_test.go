@@ -390,3 +390,49 @@ func TestReadersHoldOneChunkEach(t *testing.T) {
 		t.Fatalf("%d readers keep %d bytes alive", readers, live)
 	}
 }
+
+// TestMemoryCopyFollowsChanges: small entries are answered from memory
+// after the first read, and every change on disk is seen at once.
+func TestMemoryCopyFollowsChanges(t *testing.T) {
+	s, _ := newStore(t, 0)
+	ctx := context.Background()
+	put(t, s, "k", content("one", 100))
+	if got, err := read(s, "k"); err != nil || !bytes.Equal(got, content("one", 100)) {
+		t.Fatalf("first read: %v", err)
+	}
+	if _, ok := s.hot.get("k"); !ok {
+		t.Fatal("a small entry read once is not kept in memory")
+	}
+	put(t, s, "k", content("two", 200))
+	if got, _ := read(s, "k"); !bytes.Equal(got, content("two", 200)) {
+		t.Fatal("a new version was hidden by the memory copy")
+	}
+	m, _ := s.Lookup(ctx, "k")
+	m.ETag = `"touched"`
+	if err := s.Touch(ctx, "k", m); err != nil {
+		t.Fatal(err)
+	}
+	if m2, _ := s.Lookup(ctx, "k"); m2.ETag != `"touched"` {
+		t.Fatalf("touch not seen: %q", m2.ETag)
+	}
+	s.Delete(ctx, "k")
+	if _, err := s.Lookup(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted entry still answered: %v", err)
+	}
+}
+
+func TestMemoryCopyIsBounded(t *testing.T) {
+	h := newHot(10_000)
+	for i := range 100 {
+		h.put(strconv.Itoa(i), Meta{Version: int64(i)}, make([]byte, 1000))
+	}
+	if h.bytes > 10_000 || len(h.entries) > 10 {
+		t.Fatalf("%d bytes in %d entries", h.bytes, len(h.entries))
+	}
+	if _, ok := h.get("99"); !ok {
+		t.Fatal("the most recent entry was evicted")
+	}
+	if _, ok := h.get("0"); ok {
+		t.Fatal("the oldest entry was kept")
+	}
+}

@@ -1,0 +1,33 @@
+package app_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/provgate/provgate/internal/app/apptest"
+	"github.com/provgate/provgate/internal/loadgen"
+	"github.com/provgate/provgate/internal/refcloud/refcloudtest"
+)
+
+// BenchmarkTFTPSmallFileWarm measures a 2 KB file from a warm cache through
+// the whole TFTP path (policy, audit, cache, pin/tftp), client in-process.
+func BenchmarkTFTPSmallFileWarm(b *testing.B) {
+	data := refcloudtest.CopySample(b)
+	small := []byte(strings.Repeat("x", 2048))
+	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	e := apptest.Start(b, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}, ExtraYAML: "log:\n  level: warn\n"})
+	cfg := loadgen.Config{Target: e.TFTP, Files: map[string][]byte{"bench.cfg": small}, Requests: 1, Concurrency: 1, BlockSize: 1468}
+	if res, _ := loadgen.Run(context.Background(), cfg); res.Transfers != 1 {
+		b.Fatalf("warm-up: %+v", res)
+	}
+	cfg.Requests, cfg.Concurrency = b.N, 16
+	b.ResetTimer()
+	res, err := loadgen.Run(context.Background(), cfg)
+	if err != nil || res.Failures != 0 {
+		b.Fatalf("%+v %v", res, err)
+	}
+	b.ReportMetric(res.PerSecond(), "transfers/s")
+}
