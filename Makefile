@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -s -w -X github.com/provgate/provgate/internal/buildinfo.Version=$(VERSION)
 BINS := provgate provgate-origin provgate-bench
 
-.PHONY: help build test test-short lint demo demo-up demo-down bench fuzz clean
+.PHONY: help build test test-short lint demo demo-up demo-down bench bench-quick fuzz clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,9 +33,14 @@ demo-up: build ## start the demo's cloud and gateway and leave them running
 demo-down: ## stop what demo-up started
 	@scripts/demo.sh down
 
-bench: build ## provgate vs a bare pin/tftp server, side by side, as ratios; then the Go benchmarks
-	bin/provgate-bench --bin bin
+bench: build ## P1-P7: provgate vs tftpd-hpa, atftpd, dnsmasq and nginx, side by side (as root); then the Go benchmarks
+	scripts/bench-peers.sh
+	bin/provgate-bench --bin bin --peers .bench/peers
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-quick: build ## the same workloads, small: checks the harness in a minute
+	scripts/bench-peers.sh
+	bin/provgate-bench --bin bin --peers .bench/peers --quick
 
 fuzz: ## run each fuzz target for a short while (FUZZTIME=30s)
 	@for pkg in $$($(GO) list ./...); do for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \

@@ -126,15 +126,17 @@ func New(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logg
 		MaxStale: cfg.Cache.MaxStale, NegativeTTL: cfg.Cache.NegativeTTL, Logger: log,
 	})
 	a.inv = inventory.NewSyncer(a.origin, a.store, log)
-	if err := a.inv.LoadCached(ctx); err != nil && !errors.Is(err, cache.ErrNotFound) {
-		log.Warn("no usable cached inventory", "err", err)
+	if err := a.inv.LoadCached(ctx); err != nil {
+		if !errors.Is(err, cache.ErrNotFound) {
+			log.Warn("no usable cached inventory", "err", err)
+		}
+		// Nothing to decide from yet: wait for the cloud, within its timeout.
+		syncCtx, cancel := context.WithTimeout(ctx, cfg.Cloud.Timeout)
+		if err := a.inv.Sync(syncCtx); err != nil {
+			log.Warn("inventory sync at start failed: every device is unknown until the cloud answers", "err", err)
+		}
+		cancel()
 	}
-	syncCtx, cancel := context.WithTimeout(ctx, cfg.Cloud.Timeout)
-	if err := a.inv.Sync(syncCtx); err != nil {
-		age, known := a.inv.Age(time.Now())
-		log.Warn("inventory sync at start failed, deciding from the cached copy", "err", err, "known", known, "inventory_age", age.Round(time.Second))
-	}
-	cancel()
 	if a.lan, err = discoverLAN(cfg); err != nil {
 		return nil, err
 	}
@@ -289,7 +291,15 @@ func (a *App) Serve(ctx context.Context, reload <-chan struct{}) error {
 	a.log.Info("provgate ready", "tftp", addrList(a.TFTPAddrs()), "https", addrList(a.HTTPSAddrs()), "lan", prefixList(a.lan.Networks()), "cloud", a.cfg.Cloud.URL,
 		"devices", len(a.inv.Current().Devices), "inventory_known", known, "inventory_age", age.Round(time.Second))
 	g.Go(func() error { return a.audit.Run(gctx) })
-	g.Go(func() error { return a.inv.Run(gctx, a.cfg.Inventory.Refresh) })
+	g.Go(func() error {
+		// With a cached inventory the gateway is ready at once; bring it up
+		// to date now rather than at the first refresh.
+		if err := a.inv.Sync(gctx); err != nil && gctx.Err() == nil {
+			age, _ := a.inv.Age(time.Now())
+			a.log.Warn("inventory sync failed, deciding from the last good copy", "err", err, "inventory_age", age.Round(time.Second))
+		}
+		return a.inv.Run(gctx, a.cfg.Inventory.Refresh)
+	})
 	g.Go(func() error {
 		for {
 			select {

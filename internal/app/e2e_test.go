@@ -16,10 +16,11 @@ import (
 
 	"github.com/provgate/provgate/internal/app/apptest"
 	"github.com/provgate/provgate/internal/refcloud/refcloudtest"
+	"github.com/provgate/provgate/internal/testutil"
 )
 
 // withFirmware copies the sample data and adds a random firmware image.
-func withFirmware(t *testing.T, size int) (dir string, image []byte) {
+func withFirmware(t testing.TB, size int) (dir string, image []byte) {
 	t.Helper()
 	dir = refcloudtest.CopySample(t)
 	image = make([]byte, size)
@@ -221,3 +222,22 @@ func TestLogsNamePerTransferFields(t *testing.T) {
 }
 
 func cloudWith(data string) refcloudtest.Options { return refcloudtest.Options{DataDir: data} }
+
+func TestTransferCapGivesAClearError(t *testing.T) {
+	// The cloud's latency keeps the first transfer in its slot while the
+	// second arrives.
+	e := apptest.Start(t, apptest.Options{Cloud: refcloudtest.Options{Latency: 500e6}, TFTPYAML: "  max_transfers: 1\n"})
+	first := make(chan error, 1)
+	go func() { _, err := e.Fetch("000000000000.cfg", 0); first <- err }()
+	testutil.Eventually(t, func() bool { return e.Cloud.Server.Stats().Files == 1 })
+	_, err := e.Fetch("y000000000000.cfg", 0)
+	if err == nil || !strings.Contains(err.Error(), "server busy") {
+		t.Fatalf("second transfer: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first transfer: %v", err)
+	}
+	if e.App.TFTPStats().Busy != 1 {
+		t.Fatalf("busy refusals counted: %d", e.App.TFTPStats().Busy)
+	}
+}

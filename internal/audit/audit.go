@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -192,26 +193,32 @@ func (l *Log) lookup(s string) []byte {
 	return l.key.Lookup(s)
 }
 
+// rowsPerInsert bounds one multi-row INSERT (4 parameters a row).
+const rowsPerInsert = 256
+
 func (l *Log) write(ctx context.Context, rows []Record) error {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit (ts, mac, source, record) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, r := range rows {
-		plain, err := json.Marshal(r)
-		if err != nil {
+	args := make([]any, 0, 4*min(len(rows), rowsPerInsert))
+	for len(rows) > 0 {
+		n := min(len(rows), rowsPerInsert)
+		args = args[:0]
+		for _, r := range rows[:n] {
+			plain, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			ts, mac, src := r.Time.UnixNano(), l.lookup(r.MAC), l.lookup(r.Source)
+			args = append(args, ts, mac, src, l.key.Seal(plain, ad(ts, mac, src)))
+		}
+		q := `INSERT INTO audit (ts, mac, source, record) VALUES (?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?)`, n-1)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return err
 		}
-		ts, mac, src := r.Time.UnixNano(), l.lookup(r.MAC), l.lookup(r.Source)
-		if _, err := stmt.ExecContext(ctx, ts, mac, src, l.key.Seal(plain, ad(ts, mac, src))); err != nil {
-			return err
-		}
+		rows = rows[n:]
 	}
 	return tx.Commit()
 }

@@ -100,3 +100,59 @@ func (h *hot) remove(key string) {
 		delete(h.entries, key)
 	}
 }
+
+// chunkCache keeps recently opened chunks of large entries, shared by every
+// reader: a hundred phones fetching one firmware image at once open each
+// chunk about once instead of a hundred times. Chunks are keyed by entry
+// version, which is never reused, so a new version never meets old chunks.
+type chunkCache struct {
+	mu      sync.Mutex
+	max     int64
+	bytes   int64
+	entries map[chunkKey]*list.Element
+	lru     list.List
+}
+
+type chunkKey struct {
+	version int64
+	idx     int
+}
+
+type chunkEntry struct {
+	key  chunkKey
+	data []byte
+}
+
+func newChunkCache(maxBytes int64) *chunkCache {
+	return &chunkCache{max: maxBytes, entries: map[chunkKey]*list.Element{}}
+}
+
+func (c *chunkCache) get(k chunkKey) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[k]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*chunkEntry).data, true
+}
+
+// put keeps data (handed over, never modified afterwards).
+func (c *chunkCache) put(k chunkKey, data []byte) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[k]; ok {
+		return
+	}
+	c.entries[k] = c.lru.PushFront(&chunkEntry{key: k, data: data})
+	c.bytes += int64(len(data))
+	for c.bytes > c.max {
+		e := c.lru.Remove(c.lru.Back()).(*chunkEntry)
+		delete(c.entries, e.key)
+		c.bytes -= int64(len(e.data))
+	}
+}

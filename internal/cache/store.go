@@ -69,7 +69,7 @@ func (m Meta) Expired(now time.Time) time.Duration {
 // Options tune a Store.
 type Options struct {
 	MaxBytes int64        // size cap of content; 0 means no cap
-	HotBytes int64        // memory for recently used small entries; default 16 MiB, <0 none
+	HotBytes int64        // memory for recently used small entries (and half as much for chunks of large ones); default 16 MiB, <0 none
 	Logger   *slog.Logger // alarms and evictions
 }
 
@@ -89,6 +89,7 @@ type Store struct {
 	log      *slog.Logger
 	bufs     sync.Pool
 	hot      *hot
+	chunks   *chunkCache
 
 	corrupt atomic.Int64
 	evicted atomic.Int64
@@ -149,7 +150,7 @@ func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 	if opts.HotBytes == 0 {
 		opts.HotBytes = 16 << 20
 	}
-	s := &Store{rdb: rdb, wdb: wdb, key: key, opts: opts, log: opts.Logger, hot: newHot(opts.HotBytes)}
+	s := &Store{rdb: rdb, wdb: wdb, key: key, opts: opts, log: opts.Logger, hot: newHot(opts.HotBytes), chunks: newChunkCache(opts.HotBytes / 2)}
 	s.bufs.New = func() any { b := make([]byte, ChunkSize); return &b }
 	return s, nil
 }
@@ -469,6 +470,13 @@ type Reader struct {
 func (r *Reader) Size() int64 { return r.m.Size }
 
 func (r *Reader) load() error {
+	if r.m.Chunks > 1 {
+		if data, ok := r.s.chunks.get(chunkKey{r.m.Version, r.next}); ok {
+			r.cur = data
+			r.next++
+			return nil
+		}
+	}
 	var sealed []byte
 	err := r.s.rdb.QueryRowContext(r.ctx, `SELECT data FROM chunks WHERE entry_id = ? AND idx = ?`, r.m.Version, r.next).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -484,6 +492,9 @@ func (r *Reader) load() error {
 		return err
 	}
 	r.cur = plain
+	if r.m.Chunks > 1 {
+		r.s.chunks.put(chunkKey{r.m.Version, r.next}, bytes.Clone(plain))
+	}
 	r.next++
 	return nil
 }

@@ -351,7 +351,8 @@ func crashChild() {
 }
 
 // TestReadersHoldOneChunkEach: many readers half-way through a large entry
-// keep about a chunk each alive, not the file.
+// keep about a chunk each alive (plus the bounded shared chunk cache), not
+// the file.
 func TestReadersHoldOneChunkEach(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips the 16 MB entry")
@@ -385,8 +386,9 @@ func TestReadersHoldOneChunkEach(t *testing.T) {
 		r.Close()
 	}
 	// Holding the file would keep 16 MB per reader alive; a chunk each is
-	// 64 KiB. Allow four chunks per reader for buffers and driver state.
-	if live := int64(during.HeapAlloc) - int64(before.HeapAlloc); live > readers*4*ChunkSize {
+	// 64 KiB, and the shared chunk cache has a fixed bound. Allow four
+	// chunks per reader for buffers and driver state.
+	if live := int64(during.HeapAlloc) - int64(before.HeapAlloc); live > s.chunks.max+readers*4*ChunkSize {
 		t.Fatalf("%d readers keep %d bytes alive", readers, live)
 	}
 }
@@ -434,5 +436,30 @@ func TestMemoryCopyIsBounded(t *testing.T) {
 	}
 	if _, ok := h.get("0"); ok {
 		t.Fatal("the oldest entry was kept")
+	}
+}
+
+func TestChunkCacheIsBoundedAndShared(t *testing.T) {
+	c := newChunkCache(4 * ChunkSize)
+	for i := range 10 {
+		c.put(chunkKey{1, i}, make([]byte, ChunkSize))
+	}
+	if c.bytes > 4*ChunkSize || len(c.entries) != 4 {
+		t.Fatalf("%d bytes in %d chunks", c.bytes, len(c.entries))
+	}
+	if _, ok := c.get(chunkKey{1, 9}); !ok {
+		t.Fatal("the newest chunk is gone")
+	}
+	if _, ok := c.get(chunkKey{2, 9}); ok {
+		t.Fatal("another version's chunk was found")
+	}
+	// Two readers of a large entry: the second opens no chunk from disk.
+	s, _ := newStore(t, 0)
+	put(t, s, "big", content("big", 3*ChunkSize))
+	if got, err := read(s, "big"); err != nil || !bytes.Equal(got, content("big", 3*ChunkSize)) {
+		t.Fatal(err)
+	}
+	if len(s.chunks.entries) != 3 {
+		t.Fatalf("%d chunks kept after one read", len(s.chunks.entries))
 	}
 }

@@ -168,7 +168,7 @@ func (c *Config) setDefaults() {
 		c.Cloud.Retries = &two
 	}
 	if c.Cloud.MaxConcurrent == 0 {
-		c.Cloud.MaxConcurrent = 16
+		c.Cloud.MaxConcurrent = 64
 	}
 	if c.TFTP.Port == 0 {
 		c.TFTP.Port = 69
@@ -177,7 +177,7 @@ func (c *Config) setDefaults() {
 		c.TFTP.MaxBlockSize = 1468
 	}
 	if c.TFTP.MaxTransfers == 0 {
-		c.TFTP.MaxTransfers = 1024
+		c.TFTP.MaxTransfers = 4096
 	}
 	if c.TFTP.Timeout == 0 {
 		c.TFTP.Timeout = 2 * time.Second

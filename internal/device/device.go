@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Kind is the kind of file a phone asks for.
@@ -62,6 +63,20 @@ const MaxInput = 512
 // User-Agent (empty over TFTP). When both name a MAC or a brand and they
 // differ, Conflict says which; the path's values are reported.
 func Identify(name, userAgent string) Identity {
+	key := name + "\x00" + userAgent
+	if len(key) <= 2*MaxInput {
+		if id, ok := memo.get(key); ok {
+			return id
+		}
+	}
+	id := identify(name, userAgent)
+	if len(key) <= 2*MaxInput {
+		memo.put(key, id)
+	}
+	return id
+}
+
+func identify(name, userAgent string) Identity {
 	n := parseName(bound(name))
 	u := parseUserAgent(bound(userAgent))
 	id := Identity{MAC: n.mac, Brand: n.brand, Model: n.model, Kind: n.kind, Conflict: n.conflict}
@@ -81,6 +96,34 @@ func Identify(name, userAgent string) Identity {
 		id.Model = u.model
 	}
 	return id
+}
+
+// memo remembers recent answers: phones ask for the same few names with the
+// same User-Agent again and again, and the rules are many regular
+// expressions. Identify stays a pure function of its input.
+var memo = &memoTable{m: map[string]Identity{}}
+
+type memoTable struct {
+	mu sync.Mutex
+	m  map[string]Identity
+}
+
+const memoSize = 8192
+
+func (t *memoTable) get(key string) (Identity, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.m[key]
+	return id, ok
+}
+
+func (t *memoTable) put(key string, id Identity) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) >= memoSize {
+		clear(t.m)
+	}
+	t.m[key] = id
 }
 
 // NormalizeModel makes models comparable: lowercase letters and digits

@@ -38,11 +38,34 @@ func TestSmokeAgainstProvgate(t *testing.T) {
 	}
 }
 
+// TestHTTPSmokeAgainstProvgate runs a tiny HTTPS workload with keep-alive.
+func TestHTTPSmokeAgainstProvgate(t *testing.T) {
+	data := refcloudtest.CopySample(t)
+	small := []byte(strings.Repeat("y", 2048))
+	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	e := apptest.Start(t, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}})
+	res, err := loadgen.RunHTTP(context.Background(), loadgen.HTTPConfig{
+		URL: "https://" + e.HTTPS.String() + "/bench.cfg", Want: small, Requests: 30, Concurrency: 3,
+	})
+	if err != nil || res.Transfers != 30 || res.Failures != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	res, _ = loadgen.RunHTTP(context.Background(), loadgen.HTTPConfig{
+		URL: "https://" + e.HTTPS.String() + "/bench.cfg", Want: []byte("other"), Requests: 3, Concurrency: 1,
+	})
+	if res.Failures != 3 {
+		t.Fatalf("wrong content accepted: %+v", res)
+	}
+}
+
 func TestRefusesNonLoopbackTargets(t *testing.T) {
 	_, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: netip.MustParseAddrPort("192.0.2.1:69"), Files: map[string][]byte{"a": nil}, Requests: 1,
 	})
 	if err == nil {
 		t.Fatal("non-loopback target accepted")
+	}
+	if _, err := loadgen.RunHTTP(context.Background(), loadgen.HTTPConfig{URL: "https://192.0.2.1/x", Requests: 1}); err == nil {
+		t.Fatal("non-loopback URL accepted")
 	}
 }

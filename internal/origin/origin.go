@@ -68,7 +68,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 16
+		cfg.MaxConcurrent = 64
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -151,7 +151,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, originapi.ReasonNotFound, "no such API path")
 	})
-	return s.logged(s.delayed(s.methods(mux)))
+	return s.logged(s.methods(mux))
 }
 
 func (s *Server) methods(next http.Handler) http.Handler {
@@ -165,19 +165,21 @@ func (s *Server) methods(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) delayed(next http.Handler) http.Handler {
+// delay waits the configured latency (or until the client gives up);
+// handlers call it after counting the request, so a test can see a request
+// has arrived while it is still being answered.
+func (s *Server) delay(r *http.Request) bool {
 	if s.cfg.Latency <= 0 {
-		return next
+		return true
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t := time.NewTimer(s.cfg.Latency)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			next.ServeHTTP(w, r)
-		case <-r.Context().Done():
-		}
-	})
+	t := time.NewTimer(s.cfg.Latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // siteOf returns the site named by the verified client certificate.
@@ -191,6 +193,9 @@ func (s *Server) siteOf(r *http.Request) (*Site, string) {
 
 func (s *Server) serveInventory(w http.ResponseWriter, r *http.Request) {
 	s.inventoryRequests.Add(1)
+	if !s.delay(r) {
+		return
+	}
 	site, id := s.siteOf(r)
 	if site == nil {
 		writeError(w, http.StatusForbidden, originapi.ReasonUnknownSite, fmt.Sprintf("site %q is not in the inventory", id))
@@ -203,6 +208,9 @@ func (s *Server) serveInventory(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	s.fileRequests.Add(1)
+	if !s.delay(r) {
+		return
+	}
 	site, id := s.siteOf(r)
 	if site == nil {
 		writeError(w, http.StatusForbidden, originapi.ReasonUnknownSite, fmt.Sprintf("site %q is not in the inventory", id))

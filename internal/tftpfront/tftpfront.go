@@ -81,7 +81,7 @@ func New(gw Opener, auth Authorizer, cfg Config) *Server {
 		cfg.MaxBlockSize = 1468
 	}
 	if cfg.MaxTransfers <= 0 {
-		cfg.MaxTransfers = 1024
+		cfg.MaxTransfers = 4096
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second

@@ -29,6 +29,7 @@ type Options struct {
 	Cloud     refcloudtest.Options
 	UseCloud  *refcloudtest.Cloud // share a cloud instead of starting one
 	ExtraYAML string              // appended to the generated config (top-level keys)
+	TFTPYAML  string              // appended inside the tftp: section
 	LAN       []string            // lan.networks; default 127.0.0.0/8
 	Site      string              // client certificate to use; default refcloudtest.Site
 	TFTPPort  int                 // default 0: any free port
@@ -84,7 +85,7 @@ lan:
 tftp:
   port: %d
   timeout: 1s
-https:
+%shttps:
   port: %d
   certificates: [%s]
 audit:
@@ -92,7 +93,7 @@ audit:
 cache:
   path: cache.db
   key_file: cache.key
-%s`, e.Cloud.URL, e.Cloud.CAFile(), cert, key, strings.Join(opts.LAN, ", "), max(opts.TFTPPort, 1), max(opts.HTTPSPort, 1), certList(opts.HTTPSCerts), opts.ExtraYAML)
+%s`, e.Cloud.URL, e.Cloud.CAFile(), cert, key, strings.Join(opts.LAN, ", "), max(opts.TFTPPort, 1), opts.TFTPYAML, max(opts.HTTPSPort, 1), certList(opts.HTTPSCerts), opts.ExtraYAML)
 	e.ConfigPath = filepath.Join(e.Dir, "provgate.yaml")
 	if err := os.WriteFile(e.ConfigPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
