@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,11 +48,9 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	var (
-		next      atomic.Int64
-		mu        sync.Mutex
-		res       Result
-		latencies = make([]time.Duration, 0, cfg.Requests)
-		wg        sync.WaitGroup
+		next  atomic.Int64
+		tally = newTally(cfg.Requests)
+		wg    sync.WaitGroup
 	)
 	buf := make([][]byte, cfg.Concurrency)
 	start := time.Now()
@@ -62,32 +59,12 @@ func RunHTTP(ctx context.Context, cfg HTTPConfig) (Result, error) {
 			for i := next.Add(1); i <= int64(cfg.Requests) && ctx.Err() == nil; i = next.Add(1) {
 				t0 := time.Now()
 				n, err := getOnce(ctx, client, cfg.URL, cfg.Want, &buf[w])
-				d := time.Since(t0)
-				mu.Lock()
-				if err != nil {
-					res.Failures++
-					if res.FirstError == "" {
-						res.FirstError = err.Error()
-					}
-				} else {
-					res.Transfers++
-					res.Bytes += n
-					latencies = append(latencies, d)
-				}
-				mu.Unlock()
+				tally.add(n, time.Since(t0), err)
 			}
 		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.Failures += cfg.Requests - res.Transfers - res.Failures
-	slices.Sort(latencies)
-	if len(latencies) > 0 {
-		res.P50 = latencies[len(latencies)/2]
-		res.P99 = latencies[min(len(latencies)-1, len(latencies)*99/100)]
-		res.Max = latencies[len(latencies)-1]
-	}
-	return res, nil
+	return tally.result(cfg.Requests, time.Since(start)), nil
 }
 
 func getOnce(ctx context.Context, c *http.Client, url string, want []byte, buf *[]byte) (int64, error) {

@@ -92,12 +92,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	var (
-		next      atomic.Int64
-		mu        sync.Mutex
-		res       Result
-		latencies = make([]time.Duration, 0, cfg.Requests)
-		wg        sync.WaitGroup
-		release   = make(chan struct{})
+		next    atomic.Int64
+		tally   = newTally(cfg.Requests)
+		wg      sync.WaitGroup
+		release = make(chan struct{})
 	)
 	drops0 := rcvbufErrors()
 	worker := func() {
@@ -111,19 +109,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			name := names[int(i)%len(names)]
 			start := time.Now()
 			n, err := fetch(cfg, name, sums[name])
-			d := time.Since(start)
-			mu.Lock()
-			if err != nil {
-				res.Failures++
-				if res.FirstError == "" {
-					res.FirstError = err.Error()
-				}
-			} else {
-				res.Transfers++
-				res.Bytes += n
-				latencies = append(latencies, d)
-			}
-			mu.Unlock()
+			tally.add(n, time.Since(start), err)
 		}
 	}
 	wg.Add(cfg.Concurrency)
@@ -133,16 +119,50 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start := time.Now()
 	close(release)
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.Failures += cfg.Requests - res.Transfers - res.Failures // cut off by MaxDuration
+	res := tally.result(cfg.Requests, time.Since(start))
 	res.RcvbufErrors = rcvbufErrors() - drops0
-	slices.Sort(latencies)
-	if len(latencies) > 0 {
-		res.P50 = latencies[len(latencies)/2]
-		res.P99 = latencies[min(len(latencies)-1, len(latencies)*99/100)]
-		res.Max = latencies[len(latencies)-1]
-	}
 	return res, nil
+}
+
+// tally collects the outcome of each transfer of a run.
+type tally struct {
+	mu        sync.Mutex
+	res       Result
+	latencies []time.Duration
+}
+
+func newTally(n int) *tally { return &tally{latencies: make([]time.Duration, 0, n)} }
+
+func (t *tally) add(bytes int64, d time.Duration, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.res.Failures++
+		if t.res.FirstError == "" {
+			t.res.FirstError = err.Error()
+		}
+		return
+	}
+	t.res.Transfers++
+	t.res.Bytes += bytes
+	t.latencies = append(t.latencies, d)
+}
+
+// result closes the run: requests never made (cut off by the run's bound)
+// count as failures; latencies are over the successful transfers.
+func (t *tally) result(requests int, elapsed time.Duration) Result {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := t.res
+	res.Elapsed = elapsed
+	res.Failures += requests - res.Transfers - res.Failures
+	slices.Sort(t.latencies)
+	if n := len(t.latencies); n > 0 {
+		res.P50 = t.latencies[n/2]
+		res.P99 = t.latencies[min(n-1, n*99/100)]
+		res.Max = t.latencies[n-1]
+	}
+	return res
 }
 
 // fetch does one transfer and checks it byte for byte.

@@ -191,14 +191,23 @@ func (s *Server) siteOf(r *http.Request) (*Site, string) {
 	return s.data.Load().sites[id], id
 }
 
-func (s *Server) serveInventory(w http.ResponseWriter, r *http.Request) {
-	s.inventoryRequests.Add(1)
+// begin counts a request, applies the latency and finds its site; a nil
+// site means the request has been answered.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, counter *atomic.Int64) *Site {
+	counter.Add(1)
 	if !s.delay(r) {
-		return
+		return nil
 	}
 	site, id := s.siteOf(r)
 	if site == nil {
 		writeError(w, http.StatusForbidden, originapi.ReasonUnknownSite, fmt.Sprintf("site %q is not in the inventory", id))
+	}
+	return site
+}
+
+func (s *Server) serveInventory(w http.ResponseWriter, r *http.Request) {
+	site := s.begin(w, r, &s.inventoryRequests)
+	if site == nil {
 		return
 	}
 	sum := sha256.Sum256(site.inventory)
@@ -207,13 +216,8 @@ func (s *Server) serveInventory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
-	s.fileRequests.Add(1)
-	if !s.delay(r) {
-		return
-	}
-	site, id := s.siteOf(r)
+	site := s.begin(w, r, &s.fileRequests)
 	if site == nil {
-		writeError(w, http.StatusForbidden, originapi.ReasonUnknownSite, fmt.Sprintf("site %q is not in the inventory", id))
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, originapi.PathFiles)
