@@ -525,6 +525,42 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo implements io.WriterTo: it writes each opened chunk straight to
+// w, with no copy through an intermediate buffer.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.cur) > 0 {
+			n, err := w.Write(r.cur)
+			r.cur = r.cur[n:]
+			r.read += int64(n)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if r.err != nil {
+			if errors.Is(r.err, io.EOF) {
+				return total, nil
+			}
+			return total, r.err
+		}
+		if r.next == r.m.Chunks {
+			if r.read != r.m.Size {
+				r.s.alarm(r.ctx, r.m.Version, "size")
+				r.err = ErrCorrupt
+				return total, r.err
+			}
+			r.err = io.EOF
+			return total, nil
+		}
+		if r.err = r.load(); r.err != nil {
+			return total, r.err
+		}
+	}
+}
+
 // Close releases the reader's buffer.
 func (r *Reader) Close() error {
 	if r.buf != nil {

@@ -463,3 +463,23 @@ func TestChunkCacheIsBoundedAndShared(t *testing.T) {
 		t.Fatalf("%d chunks kept after one read", len(s.chunks.entries))
 	}
 }
+
+func TestWriteToMatchesRead(t *testing.T) {
+	s, _ := newStore(t, 0)
+	ctx := context.Background()
+	for _, size := range []int{0, 100, 3*ChunkSize + 5} {
+		key := "w" + strconv.Itoa(size)
+		put(t, s, key, content(key, size))
+		m, _ := s.Lookup(ctx, key)
+		r, err := s.NewReader(ctx, key, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		n, err := r.WriteTo(&buf)
+		r.Close()
+		if err != nil || n != int64(size) || !bytes.Equal(buf.Bytes(), content(key, size)) {
+			t.Fatalf("size %d: %d bytes, %v", size, n, err)
+		}
+	}
+}

@@ -204,6 +204,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out gateway.Outcome
 	)
 	defer func() {
+		if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
 		s.log.Info("request", "method", r.Method, "client", client.String(), "file", req.File, "mac", req.Identity.MAC,
 			"tenant", dec.Tenant, "status", rw.status, "reason", dec.Reason, "outcome", out, "bytes", rw.bytes,
 			"duration", time.Since(start))
@@ -280,7 +283,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := io.Copy(rw, f); err != nil {
+	if _, err := io.Copy(rw, f.ReadCloser); err != nil { // the cache's reader writes its chunks directly
 		s.log.Warn("response cut short", "file", name, "err", err)
 		return
 	}
