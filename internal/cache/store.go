@@ -69,7 +69,7 @@ func (m Meta) Expired(now time.Time) time.Duration {
 // Options tune a Store.
 type Options struct {
 	MaxBytes int64        // size cap of content; 0 means no cap
-	HotBytes int64        // memory for recently used small entries (and half as much for chunks of large ones); default 16 MiB, <0 none
+	HotBytes int64        // memory for recently used small entries (and half as much for chunks of large ones); default 8 MiB, <0 none
 	Logger   *slog.Logger // alarms and evictions
 }
 
@@ -148,7 +148,7 @@ func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
 	if opts.HotBytes == 0 {
-		opts.HotBytes = 16 << 20
+		opts.HotBytes = 8 << 20
 	}
 	s := &Store{rdb: rdb, wdb: wdb, key: key, opts: opts, log: opts.Logger, hot: newHot(opts.HotBytes), chunks: newChunkCache(opts.HotBytes / 2)}
 	s.bufs.New = func() any { b := make([]byte, ChunkSize); return &b }
