@@ -174,6 +174,10 @@ full() {
 	grep -q 'outcome=stale' "$DEMO/gateway.log" || fail "not served stale"
 	ok "served stale (max_stale 24h) with the cloud down"
 
+	step "What the gateway decides from while the cloud is away: provgate inventory"
+	$BIN/provgate inventory --config "$DEMO/provgate.yaml" | indent
+	ok "inventory kept encrypted in the cache, with its age"
+
 	step "Secrets are not in the cache database"
 	secret=Sip-Secret-1001-acme
 	grep -c "$secret" "$DEMO/001565123456.cfg" | sed "s/^/    '$secret' in the served config: /"

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,9 +22,11 @@ import (
 	"github.com/provgate/provgate/internal/app"
 	"github.com/provgate/provgate/internal/audit"
 	"github.com/provgate/provgate/internal/buildinfo"
+	"github.com/provgate/provgate/internal/cache"
 	"github.com/provgate/provgate/internal/cli"
 	"github.com/provgate/provgate/internal/config"
 	"github.com/provgate/provgate/internal/device"
+	"github.com/provgate/provgate/internal/inventory"
 	"github.com/provgate/provgate/internal/keyring"
 	"github.com/provgate/provgate/internal/lan"
 	"github.com/provgate/provgate/internal/macaddr"
@@ -37,6 +41,8 @@ const usage = `usage:
                                         fetch a file as a legacy phone would
   provgate audit [--config FILE] [--mac MAC] [--source IP] [--since DUR] [--limit N] [--json]
                                         print authorization decisions, oldest first
+  provgate inventory [--config FILE] [--devices]
+                                        the site inventory the gateway decides from, and its age
   provgate identify [--file NAME] [--user-agent UA]
                                         show how a request would be identified (one JSON line)
   provgate version
@@ -60,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "identify":
 		return identify(args[1:], stdout, stderr)
+	case "inventory":
+		return inventoryCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "provgate", buildinfo.String())
 		return nil
@@ -292,4 +300,62 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// inventoryCmd prints the inventory kept in the cache (what a gateway
+// decides from when the cloud is away) and how long ago the cloud last
+// vouched for it. It opens the cache read-only, next to a running gateway.
+func inventoryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var devices bool
+	cfg, _, err := loadConfig("inventory", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&devices, "devices", false, "list every device")
+	})
+	if err != nil {
+		return err
+	}
+	key, err := keyring.LoadKeyFile(cfg.Cache.KeyFile)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.Cache.Path); err != nil {
+		return fmt.Errorf("inventory: %w (has provgate run yet?)", err)
+	}
+	store, err := cache.Open(cfg.Cache.Path, key, cache.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	s := inventory.NewSyncer(nil, store, nil)
+	if err := s.LoadCached(ctx); err != nil {
+		return fmt.Errorf("inventory: no inventory in the cache: %w", err)
+	}
+	ix := s.Current()
+	age, _ := s.Age(time.Now())
+	fmt.Fprintf(stdout, "site %s: %d tenants, %d devices; the cloud last vouched for it %s ago\n", ix.Site, len(ix.Tenants), len(ix.Devices), age.Round(time.Second))
+	for _, id := range slices.Sorted(maps.Keys(ix.Tenants)) {
+		t := ix.Tenants[id]
+		var opts []string
+		if t.Options.AuthRequiredInAllowlist {
+			opts = append(opts, "credentials required in the allow-list")
+		}
+		if t.Options.AuthAllowedOutsideAllowlist {
+			opts = append(opts, "credentials accepted outside the allow-list")
+		}
+		fmt.Fprintf(stdout, "tenant %s: allow %s; auth %s; %d credentials%s\n", id, strings.Join(t.AllowCIDRs, " "),
+			strings.Join(t.Options.AuthSchemes, ","), len(t.Credentials), prefixed("; ", strings.Join(opts, "; ")))
+	}
+	if devices {
+		for _, mac := range slices.Sorted(maps.Keys(ix.Devices)) {
+			d := ix.Devices[mac]
+			fmt.Fprintf(stdout, "device %s %s %s tenant=%s\n", macaddr.Colons(mac), d.Brand, d.Model, d.Tenant)
+		}
+	}
+	return nil
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

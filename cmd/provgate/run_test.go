@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/provgate/provgate/internal/app/apptest"
 	"github.com/provgate/provgate/internal/refcloud/refcloudtest"
 )
 
@@ -140,5 +141,29 @@ func TestIdentifyPrintsOneJSONLine(t *testing.T) {
 		if err != nil || out != tt.want+"\n" {
 			t.Errorf("identify %q %q:\n got %s want %s", tt.file, tt.ua, out, tt.want)
 		}
+	}
+}
+
+// TestInventoryShowsWhatTheGatewayDecidesFrom reads the inventory a running
+// gateway keeps in its cache, with the cloud gone.
+func TestInventoryShowsWhatTheGatewayDecidesFrom(t *testing.T) {
+	e := apptest.Start(t, apptest.Options{})
+	e.Cloud.Stop()
+	out, err := runCmd("inventory", "--config", e.ConfigPath, "--devices")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"site demo-site: 2 tenants, 6 devices; the cloud last vouched for it ",
+		"tenant acme: allow 127.0.0.0/29 ::1/128 10.20.0.0/16; auth digest,basic; 1 credentials; credentials accepted outside the allow-list",
+		"tenant globex: allow 127.0.0.16/29 10.30.0.0/16; auth digest; 1 credentials; credentials required in the allow-list",
+		"device 00:15:65:12:34:56 yealink T46S tenant=acme",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "acme-http-secret") {
+		t.Fatal("a password was printed")
 	}
 }

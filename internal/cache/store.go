@@ -70,6 +70,7 @@ func (m Meta) Expired(now time.Time) time.Duration {
 type Options struct {
 	MaxBytes int64        // size cap of content; 0 means no cap
 	HotBytes int64        // memory for recently used small entries (and half as much for chunks of large ones); default 8 MiB, <0 none
+	ReadOnly bool         // inspect a cache a running gateway owns: no schema change, no clean-up, no writes
 	Logger   *slog.Logger // alarms and evictions
 }
 
@@ -125,6 +126,9 @@ func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
+		if opts.ReadOnly {
+			q.Set("mode", "ro")
+		}
 		return "file:" + path + "?" + q.Encode()
 	}
 	wdb, err := sql.Open("sqlite", dsn("immediate"))
@@ -132,13 +136,15 @@ func Open(path string, key *keyring.Key, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	wdb.SetMaxOpenConns(1) // one writer; SQLite serialises writes anyway
-	if _, err := wdb.Exec(schema); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("cache: open %s: %w", path, err)
-	}
-	if _, err := wdb.Exec(`DELETE FROM entries WHERE lookup IS NULL`); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("cache: clean up: %w", err)
+	if !opts.ReadOnly {
+		if _, err := wdb.Exec(schema); err != nil {
+			wdb.Close()
+			return nil, fmt.Errorf("cache: open %s: %w", path, err)
+		}
+		if _, err := wdb.Exec(`DELETE FROM entries WHERE lookup IS NULL`); err != nil {
+			wdb.Close()
+			return nil, fmt.Errorf("cache: clean up: %w", err)
+		}
 	}
 	rdb, err := sql.Open("sqlite", dsn("deferred"))
 	if err != nil {
