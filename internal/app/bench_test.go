@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,9 +13,8 @@ import (
 // BenchmarkTFTPSmallFileWarm measures a 2 KB file from a warm cache through
 // the whole TFTP path (policy, audit, cache, pin/tftp), client in-process.
 func BenchmarkTFTPSmallFileWarm(b *testing.B) {
-	data := refcloudtest.CopySample(b)
 	small := []byte(strings.Repeat("x", 2048))
-	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	data := refcloudtest.SampleWith(b, map[string][]byte{"bench.cfg": small})
 	e := apptest.Start(b, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}, ExtraYAML: "log:\n  level: warn\n"})
 	cfg := loadgen.Config{Target: e.TFTP, Files: map[string][]byte{"bench.cfg": small}, Requests: 1, Concurrency: 1, BlockSize: 1468}
 	if res, _ := loadgen.Run(context.Background(), cfg); res.Transfers != 1 {
@@ -35,9 +32,8 @@ func BenchmarkTFTPSmallFileWarm(b *testing.B) {
 // BenchmarkHTTPSSmallFileWarm measures a 2 KB file over HTTPS with
 // keep-alive through the whole path, client in-process.
 func BenchmarkHTTPSSmallFileWarm(b *testing.B) {
-	data := refcloudtest.CopySample(b)
 	small := []byte(strings.Repeat("x", 2048))
-	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	data := refcloudtest.SampleWith(b, map[string][]byte{"bench.cfg": small})
 	e := apptest.Start(b, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}, ExtraYAML: "log:\n  level: warn\n"})
 	cfg := loadgen.HTTPConfig{URL: "https://" + e.HTTPS.String() + "/bench.cfg", Want: small, Requests: 1, Concurrency: 1}
 	if res, _ := loadgen.RunHTTP(context.Background(), cfg); res.Transfers != 1 {

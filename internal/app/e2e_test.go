@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,13 +21,9 @@ import (
 // withFirmware copies the sample data and adds a random firmware image.
 func withFirmware(t testing.TB, size int) (dir string, image []byte) {
 	t.Helper()
-	dir = refcloudtest.CopySample(t)
 	image = make([]byte, size)
 	rand.Read(image)
-	if err := os.WriteFile(filepath.Join(dir, "files", "common", "sip.ld"), image, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir, image
+	return refcloudtest.SampleWith(t, map[string][]byte{"sip.ld": image}), image
 }
 
 func TestServesDeviceAndCommonFilesByteExact(t *testing.T) {

@@ -3,8 +3,6 @@ package loadgen_test
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,9 +14,8 @@ import (
 // TestSmokeAgainstProvgate runs a tiny workload against a real gateway, so
 // the benchmark code keeps compiling and working in every make test.
 func TestSmokeAgainstProvgate(t *testing.T) {
-	data := refcloudtest.CopySample(t)
 	small := []byte(strings.Repeat("x", 2048))
-	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	data := refcloudtest.SampleWith(t, map[string][]byte{"bench.cfg": small})
 	e := apptest.Start(t, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}})
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: e.TFTP, Files: map[string][]byte{"bench.cfg": small}, Requests: 40, Concurrency: 8, BlockSize: 1468,
@@ -40,9 +37,8 @@ func TestSmokeAgainstProvgate(t *testing.T) {
 
 // TestHTTPSmokeAgainstProvgate runs a tiny HTTPS workload with keep-alive.
 func TestHTTPSmokeAgainstProvgate(t *testing.T) {
-	data := refcloudtest.CopySample(t)
 	small := []byte(strings.Repeat("y", 2048))
-	os.WriteFile(filepath.Join(data, "files", "common", "bench.cfg"), small, 0o644)
+	data := refcloudtest.SampleWith(t, map[string][]byte{"bench.cfg": small})
 	e := apptest.Start(t, apptest.Options{Cloud: refcloudtest.Options{DataDir: data}})
 	res, err := loadgen.RunHTTP(context.Background(), loadgen.HTTPConfig{
 		URL: "https://" + e.HTTPS.String() + "/bench.cfg", Want: small, Requests: 30, Concurrency: 3,

@@ -161,3 +161,16 @@ func CopySample(t testing.TB) string {
 	}
 	return dst
 }
+
+// SampleWith copies the sample data folder and adds files to files/common,
+// served to every tenant.
+func SampleWith(t testing.TB, files map[string][]byte) string {
+	t.Helper()
+	dir := CopySample(t)
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, "files", "common", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
