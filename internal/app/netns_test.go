@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/provgate/provgate/internal/app/apptest"
@@ -81,6 +82,10 @@ func TestOnlyLANHostsGetFiles(t *testing.T) {
 	}
 	if rows := e.AuditRows(t, audit.Filter{Source: wanHost.Addr.String()}); len(rows) != 1 || rows[0].Transport != "tftp" {
 		t.Fatalf("the WAN host's HTTPS attempt reached the policy: %+v", rows)
+	}
+	// Where the kernel has no socket filters, the fallback closed it at accept.
+	if strings.Contains(e.Logs.String(), "does not filter sockets") && e.App.HTTPSStats().RejectedConns != 1 {
+		t.Fatalf("connections closed at accept: %d", e.App.HTTPSStats().RejectedConns)
 	}
 }
 

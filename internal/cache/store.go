@@ -166,9 +166,6 @@ func (s *Store) Close() error {
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 
-// KeyID names the key new entries are sealed with.
-func (s *Store) KeyID() string { return s.key.ID }
-
 // aad is the associated data of a sealed piece: what it belongs to and where.
 func aad(kind byte, cacheKey string, version int64, idx, count int, keyID string) []byte {
 	b := make([]byte, 0, 48+len(cacheKey)+len(keyID))

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -114,8 +113,6 @@ type Gateway struct {
 	log    *slog.Logger
 	now    func() time.Time
 	group  singleflight.Group
-
-	fetches atomic.Int64
 }
 
 // New returns a gateway over store and origin.
@@ -200,7 +197,6 @@ func (g *Gateway) refresh(req Request, key string) (any, error) {
 	if have && old.Status == http.StatusOK {
 		etag = old.ETag
 	}
-	g.fetches.Add(1)
 	resp, err := g.origin.File(ctx, origin.FileRequest{
 		Name: req.Name, MAC: req.MAC, Brand: req.Brand, Model: req.Model, Tenant: req.Tenant,
 		Transport: req.Transport, ClientIP: addrString(req.Client),
@@ -265,9 +261,6 @@ func (g *Gateway) serve(ctx context.Context, key string, m cache.Meta, outcome O
 	}
 	return &File{ReadCloser: r, Size: m.Size, ETag: m.ETag, Outcome: outcome}, nil
 }
-
-// Fetches counts requests made to the cloud.
-func (g *Gateway) Fetches() int64 { return g.fetches.Load() }
 
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/provgate/provgate/internal/pki"
 )
 
 // Self-signed certificate files in the state folder.
@@ -59,14 +60,10 @@ func SelfSigned(dir string, hosts []string) (certPath, keyPath string, created b
 	if err != nil {
 		return "", "", false, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", false, err
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := pki.WriteKey(keyPath, key); err != nil {
 		return "", "", false, fmt.Errorf("httpsfront: write %s: %w", keyPath, err)
 	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := pki.WriteCert(certPath, der); err != nil {
 		return "", "", false, fmt.Errorf("httpsfront: write %s: %w", certPath, err)
 	}
 	return certPath, keyPath, true, nil

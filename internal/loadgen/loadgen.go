@@ -61,12 +61,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if len(cfg.Files) == 0 || cfg.Requests <= 0 {
 		return Result{}, errors.New("loadgen: nothing to request")
 	}
-	if cfg.Concurrency <= 0 || cfg.Storm {
-		cfg.Concurrency = max(cfg.Concurrency, 1)
-		if cfg.Storm {
-			cfg.Concurrency = cfg.Requests
-		}
+	if cfg.Storm {
+		cfg.Concurrency = cfg.Requests // every request its own client, released at once
 	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}

@@ -50,12 +50,11 @@ var (
 
 // Client talks to the cloud. Safe for concurrent use.
 type Client struct {
-	base    *url.URL
-	http    *http.Client
-	cfg     Config
-	sem     chan struct{}
-	log     *slog.Logger
-	timeout time.Duration
+	base *url.URL
+	http *http.Client
+	cfg  Config
+	sem  chan struct{}
+	log  *slog.Logger
 }
 
 // New builds a client; it reads the CA, certificate and key once to fail early.
@@ -99,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 		ForceAttemptHTTP2:     true,
 	}
 	return &Client{
-		base: base, cfg: cfg, log: cfg.Logger, timeout: cfg.Timeout,
+		base: base, cfg: cfg, log: cfg.Logger,
 		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("origin: the cloud does not redirect")
 		}},

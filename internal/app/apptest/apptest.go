@@ -171,12 +171,7 @@ func (e *Env) Stop() error {
 
 // Fetch reads name over TFTP with pin/tftp's client; blksize 0 asks for none.
 func (e *Env) Fetch(name string, blksize int) ([]byte, error) {
-	return FetchFrom(e.TFTP.String(), name, blksize)
-}
-
-// FetchFrom reads name from a TFTP server with pin/tftp's client.
-func FetchFrom(addr, name string, blksize int) ([]byte, error) {
-	return fetch(addr, "", name, blksize)
+	return fetch(e.TFTP.String(), "", name, blksize)
 }
 
 func fetch(addr, src, name string, blksize int) ([]byte, error) {
